@@ -1,0 +1,199 @@
+"""RDS PostgreSQL for MLflow's tracking and auth stores, with a parameter group tuned from
+the instance class's memory by ``rendering.postgres`` (the same set the local target runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NotRequired, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from rendering.postgres import PostgresTuning, max_connections_for, render_postgres_parameters
+from stackconfig.schema import DatabaseConfig
+
+POSTGRES_PORT = 5432
+ENHANCED_MONITORING_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+RDS_CA = "rds-ca-rsa2048-g1"
+
+
+class TrackingDatabaseArgs(TypedDict):
+    settings: DatabaseConfig
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    client_security_group_ids: Sequence[pulumi.Input[str]]
+    """Only these security groups may open connections on 5432."""
+    tags: NotRequired[dict[str, str]]
+
+
+def tuning_for(settings: DatabaseConfig) -> PostgresTuning:
+    return PostgresTuning(
+        memory_bytes=settings.memory_bytes,
+        max_connections=settings.max_connections,
+        log_min_duration_statement_ms=settings.log_min_duration_statement_ms,
+        idle_in_transaction_session_timeout_ms=settings.idle_in_transaction_session_timeout_ms,
+    )
+
+
+class TrackingDatabase(pulumi.ComponentResource):
+    address: pulumi.Output[str]
+    """Host name only (``aws.rds.Instance.endpoint`` is ``host:port``)."""
+    port: pulumi.Output[int]
+    database_name: pulumi.Output[str]
+    master_username: pulumi.Output[str]
+    master_password: pulumi.Output[str]
+    """Generated, secret; never in plain config."""
+    security_group_id: pulumi.Output[str]
+    max_connections: int
+    """The rendered max_connections, for pool sizing elsewhere."""
+
+    def __init__(self, name: str, args: TrackingDatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlflow:index:TrackingDatabase", name, {}, opts)
+        settings = args["settings"]
+        tags = args.get("tags", {})
+        child = pulumi.ResourceOptions(parent=self)
+        tuning = tuning_for(settings)
+        self.max_connections = max_connections_for(tuning)
+
+        self.kms_key = aws.kms.Key(
+            f"{name}-key",
+            description=f"{name}: RDS storage and Performance Insights encryption",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=tags,
+            opts=child,
+        )
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            description="MLflow PostgreSQL: 5432 from the tracking server's security groups only",
+            vpc_id=args["vpc_id"],
+            tags=tags,
+            opts=child,
+        )
+        self.ingress_rules = [
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-ingress-{index}",
+                security_group_id=self.security_group.id,
+                referenced_security_group_id=client,
+                ip_protocol="tcp",
+                from_port=POSTGRES_PORT,
+                to_port=POSTGRES_PORT,
+                description="PostgreSQL from an allowed client security group",
+                opts=child,
+            )
+            for index, client in enumerate(args["client_security_group_ids"])
+        ]
+        self.subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets", subnet_ids=list(args["subnet_ids"]), tags=tags, opts=child
+        )
+        self.parameter_group = aws.rds.ParameterGroup(
+            f"{name}-params",
+            family=f"postgres{settings.engine_major}",
+            description=f"MLflow tuning for {settings.memory_bytes // 2**20} MiB ({settings.instance_class})",
+            parameters=[
+                {"name": p.name, "value": p.value, "apply_method": p.apply_method}
+                for p in render_postgres_parameters(tuning)
+            ],
+            tags=tags,
+            # A new family (major upgrade) needs a new group before the old one can go.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False),
+        )
+        self.password = random.RandomPassword(
+            f"{name}-master-password",
+            length=40,
+            special=True,
+            override_special="-_",  # URL- and libpq-safe: the password is embedded in DSNs
+            min_lower=1,
+            min_upper=1,
+            min_numeric=1,
+            opts=child,
+        )
+        monitoring_role_arn: pulumi.Output[str] | None = None
+        if settings.monitoring_interval_seconds:
+            monitoring_role = aws.iam.Role(
+                f"{name}-monitoring",
+                assume_role_policy=pulumi.Output.json_dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    }
+                ),
+                tags=tags,
+                opts=child,
+            )
+            aws.iam.RolePolicyAttachment(
+                f"{name}-monitoring-policy",
+                role=monitoring_role.name,
+                policy_arn=ENHANCED_MONITORING_POLICY_ARN,
+                opts=child,
+            )
+            monitoring_role_arn = monitoring_role.arn
+
+        self.instance = aws.rds.Instance(
+            f"{name}-instance",
+            engine="postgres",
+            # Major version only: AWS applies minor versions itself (auto_minor_version_upgrade),
+            # and the provider treats the prefix as matching, so they never show up as drift.
+            engine_version=settings.engine_version,
+            auto_minor_version_upgrade=True,
+            instance_class=settings.instance_class,
+            allocated_storage=settings.allocated_storage_gib,
+            max_allocated_storage=settings.max_allocated_storage_gib,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=self.kms_key.arn,
+            db_name=settings.database_name,
+            username=settings.master_username,
+            password=self.password.result,
+            port=POSTGRES_PORT,
+            parameter_group_name=self.parameter_group.name,
+            db_subnet_group_name=self.subnet_group.name,
+            vpc_security_group_ids=[self.security_group.id],
+            publicly_accessible=False,
+            multi_az=settings.multi_az,
+            backup_retention_period=settings.backup_retention_days,
+            copy_tags_to_snapshot=True,
+            deletion_protection=settings.deletion_protection,
+            skip_final_snapshot=not settings.final_snapshot,
+            final_snapshot_identifier=f"{name}-final" if settings.final_snapshot else None,
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=self.kms_key.arn,
+            performance_insights_retention_period=settings.performance_insights_retention_days,
+            monitoring_interval=settings.monitoring_interval_seconds,
+            monitoring_role_arn=monitoring_role_arn,
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            iam_database_authentication_enabled=True,
+            ca_cert_identifier=RDS_CA,
+            tags=tags,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Storage autoscaling grows allocated_storage on its own: not drift. Grow the
+                # ceiling with database.maxAllocatedStorageGib instead.
+                ignore_changes=["allocatedStorage"],
+                additional_secret_outputs=["password"],
+            ),
+        )
+        self.address = self.instance.address
+        self.port = self.instance.port
+        self.database_name = pulumi.Output.from_input(settings.database_name)
+        self.master_username = pulumi.Output.from_input(settings.master_username)
+        self.master_password = pulumi.Output.secret(self.password.result)
+        self.security_group_id = self.security_group.id
+        self.register_outputs(
+            {
+                "address": self.address,
+                "port": self.port,
+                "databaseName": self.database_name,
+                "masterUsername": self.master_username,
+                "masterPassword": self.master_password,
+                "securityGroupId": self.security_group_id,
+                "maxConnections": self.max_connections,
+            }
+        )

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Idempotent machine setup: Debian packages the local target needs, and .venv with the pinned
+# Python dependencies. Works as root and as a sudo-capable user. Re-running changes nothing
+# unless requirements.txt changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(postgresql pgbouncer nginx-light openssl ca-certificates python3-venv)
+if [[ "${WITH_BROWSER:-0}" == "1" ]]; then APT_PACKAGES+=(chromium); fi
+
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Debian's pgbouncer and nginx packages start system-wide services on install; the local
+# target runs its own private instances, so stop the system ones where a service manager exists.
+for service in pgbouncer nginx postgresql; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+    as_root systemctl stop "$service" || true
+  fi
+done
+
+PYTHON=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+wanted=$(cat requirements.txt requirements/*.in | sha256sum | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
+  echo "setup: installing pinned Python dependencies (requirements.txt)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements.txt
+  echo "$wanted" > "$stamp"
+fi
+echo "setup: ready"

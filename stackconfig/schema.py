@@ -1,0 +1,115 @@
+"""The stack configuration schema. Defaults are the secure, production-leaning choice;
+``Pulumi.dev.yaml`` relaxes what a throwaway stack does not need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ArtifactAccessMode = Literal["direct", "proxied"]
+"""``direct``: training jobs read/write S3 with their own role, the server runs with
+``--default-artifact-root``. ``proxied``: the server streams artifacts (``--artifacts-destination``)
+and only its role touches S3."""
+
+BucketEncryption = Literal["kms", "s3"]
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    vpc_id: str
+    private_subnet_ids: tuple[str, ...]
+    database_client_security_group_ids: tuple[str, ...]
+    """Security groups allowed to reach Postgres on 5432 (the cluster's node/pod groups)."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    instance_class: str = "db.t4g.medium"
+    memory_bytes: int = 0
+    """Memory the tuning assumes; from the instance class unless ``memoryGib`` overrides it."""
+    engine_version: str = "16"
+    allocated_storage_gib: int = 20
+    max_allocated_storage_gib: int = 100
+    multi_az: bool = True
+    backup_retention_days: int = 14
+    deletion_protection: bool = True
+    final_snapshot: bool = True
+    performance_insights_retention_days: int = 7
+    monitoring_interval_seconds: int = 60
+    max_connections: int | None = None
+    log_min_duration_statement_ms: int = 500
+    idle_in_transaction_session_timeout_ms: int = 60_000
+    database_name: str = "mlflow"
+    master_username: str = "mlflow_admin"
+
+    @property
+    def engine_major(self) -> int:
+        return int(self.engine_version.split(".")[0])
+
+
+@dataclass(frozen=True)
+class ArtifactsConfig:
+    access_mode: ArtifactAccessMode = "direct"
+    encryption: BucketEncryption = "kms"
+    access_logging: bool = True
+    prefix: str = "mlflow"
+    noncurrent_version_expiration_days: int = 90
+    abort_incomplete_multipart_upload_days: int = 7
+    access_log_retention_days: int = 365
+    force_destroy: bool = False
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    oidc_provider_arn: str
+    """IAM OIDC provider of the EKS cluster, for IRSA trust (the cluster issue will create it)."""
+
+    @property
+    def oidc_issuer_host_path(self) -> str:
+        """``oidc.eks.<region>.amazonaws.com/id/<ID>``: the prefix of IRSA condition keys."""
+        return self.oidc_provider_arn.split(":oidc-provider/", 1)[1]
+
+
+@dataclass(frozen=True)
+class ServiceAccountRef:
+    namespace: str
+    name: str
+
+    @property
+    def subject(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.name}"
+
+
+@dataclass(frozen=True)
+class ExtraPrincipal:
+    """A non-IRSA principal that may assume the training role, e.g. SageMaker."""
+
+    type: Literal["Service", "AWS"]
+    identifier: str
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    service_accounts: tuple[ServiceAccountRef, ...] = (ServiceAccountRef("ml-training", "training-job"),)
+    extra_principals: tuple[ExtraPrincipal, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    namespace: str = "mlflow"
+    service_account: str = "mlflow-server"
+
+    @property
+    def service_account_ref(self) -> ServiceAccountRef:
+        return ServiceAccountRef(self.namespace, self.service_account)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    network: NetworkConfig
+    cluster: ClusterConfig
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    tags: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,136 @@
+"""ArtifactStore: every hardening property asserted on the inputs AWS would receive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.artifact_store import ArtifactStore
+from stackconfig.schema import ArtifactsConfig
+from tests.pulumi_harness import RecordingMocks, run_mocked
+
+COMPONENT = "mlflow:index:ArtifactStore"
+
+
+def build(settings: ArtifactsConfig) -> tuple[RecordingMocks, dict[str, Any]]:
+    def program() -> dict[str, Any]:
+        store = ArtifactStore("art", {"settings": settings})
+        return {
+            "root": store.artifact_root,
+            "bucket": store.bucket_name,
+            "arn": store.bucket_arn,
+            "key": store.kms_key_arn,
+        }
+
+    mocks, outputs, _ = run_mocked(program)
+    return mocks, outputs
+
+
+def test_uses_current_v7_resources_only():
+    mocks, _ = build(ArtifactsConfig())
+    types = {r.typ for r in mocks.resources}
+    assert not [t for t in types if "V2" in t], types
+    bucket = mocks.one("aws:s3/bucket:Bucket", "art-bucket")
+    for inline in ("serverSideEncryptionConfiguration", "versioning", "lifecycleRules", "loggings", "policy", "acl"):
+        assert inline not in bucket.inputs
+
+
+@pytest.mark.parametrize("logging", [True, False])
+def test_every_bucket_blocks_public_access_and_disables_acls(logging: bool):
+    mocks, _ = build(ArtifactsConfig(access_logging=logging))
+    buckets = mocks.of_type("aws:s3/bucket:Bucket")
+    assert len(buckets) == (2 if logging else 1)
+    blocks = mocks.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    ownership = mocks.of_type("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    assert sorted(b.inputs["bucket"] for b in blocks) == sorted(f"{b.name}-id" for b in buckets)
+    for block in blocks:
+        assert {
+            k: block.inputs[k]
+            for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+        } == dict.fromkeys(("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"), True)
+    assert sorted(o.inputs["bucket"] for o in ownership) == sorted(f"{b.name}-id" for b in buckets)
+    assert all(o.inputs["rule"] == {"objectOwnership": "BucketOwnerEnforced"} for o in ownership)
+
+
+def test_sse_kms_with_a_rotating_customer_key():
+    mocks, outputs = build(ArtifactsConfig(encryption="kms"))
+    key = mocks.one("aws:kms/key:Key")
+    assert key.inputs["enableKeyRotation"] is True
+    sse = mocks.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "art-sse")
+    rule = sse.inputs["rules"][0]
+    assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": outputs["key"]}
+    assert rule["bucketKeyEnabled"] is True
+    assert sse.inputs["bucket"] == "art-bucket-id"
+
+
+def test_sse_s3_is_selectable_and_creates_no_key():
+    mocks, outputs = build(ArtifactsConfig(encryption="s3"))
+    assert mocks.of_type("aws:kms/key:Key") == []
+    sse = mocks.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "art-sse")
+    assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
+    assert outputs["key"] is None
+
+
+def test_versioning_and_lifecycle():
+    mocks, _ = build(ArtifactsConfig(noncurrent_version_expiration_days=30, abort_incomplete_multipart_upload_days=3))
+    versioning = mocks.one("aws:s3/bucketVersioning:BucketVersioning", "art-versioning")
+    assert versioning.inputs["versioningConfiguration"] == {"status": "Enabled"}
+    rules = {
+        r["id"]: r
+        for r in mocks.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "art-lifecycle").inputs[
+            "rules"
+        ]
+    }
+    assert rules["abort-incomplete-multipart-uploads"]["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 3}
+    assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"] == {"noncurrentDays": 30}
+    assert all(r["status"] == "Enabled" for r in rules.values())
+
+
+def test_bucket_policy_denies_non_tls_on_bucket_and_objects():
+    mocks, outputs = build(ArtifactsConfig())
+    import json
+
+    policy = json.loads(mocks.one("aws:s3/bucketPolicy:BucketPolicy", "art-policy").inputs["policy"])
+    deny = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert deny == [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [outputs["arn"], outputs["arn"] + "/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
+    assert not [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+
+
+def test_access_logging_goes_to_a_locked_down_log_bucket():
+    import json
+
+    mocks, _ = build(ArtifactsConfig(access_logging=True))
+    logging = mocks.one("aws:s3/bucketLogging:BucketLogging")
+    assert logging.inputs["bucket"] == "art-bucket-id"
+    assert logging.inputs["targetBucket"] == "art-logs-bucket-id"
+    log_policy = json.loads(mocks.one("aws:s3/bucketPolicy:BucketPolicy", "art-logs-policy").inputs["policy"])
+    statements = {s["Sid"]: s for s in log_policy["Statement"]}
+    assert statements["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    allow = statements["AllowS3ServerAccessLogsFromArtifactBucket"]
+    assert allow["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert allow["Action"] == "s3:PutObject"
+    assert allow["Condition"]["ArnLike"]["aws:SourceArn"].startswith("arn:aws:s3:::art-bucket")
+
+
+def test_no_logging_resources_when_disabled():
+    mocks, _ = build(ArtifactsConfig(access_logging=False))
+    assert mocks.of_type("aws:s3/bucketLogging:BucketLogging") == []
+
+
+def test_outputs_and_child_naming():
+    mocks, outputs = build(ArtifactsConfig(prefix="teams/mlflow"))
+    assert outputs["root"] == f"s3://{outputs['bucket']}/teams/mlflow"
+    children = [r for r in mocks.resources if r.typ != COMPONENT]
+    assert all(r.name.startswith("art-") for r in children)
+    child_urns = [u for u in mocks.urns if not u.endswith(f"{COMPONENT}::art")]
+    assert child_urns and all(f"{COMPONENT}$" in u for u in child_urns), child_urns

@@ -1,0 +1,154 @@
+"""Stack config: both stack files load; bad input names the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rendering.units import GIB
+from stackconfig import ConfigError, load_stack_config, load_stack_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stack_values(stack: str) -> dict[str, Any]:
+    return load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
+
+
+def test_dev_and_prod_differ_only_through_their_files():
+    dev = load_stack_config(stack_values("dev"))
+    prod = load_stack_config(stack_values("prod"))
+    assert (dev.database.multi_az, prod.database.multi_az) == (False, True)
+    assert (dev.database.deletion_protection, prod.database.deletion_protection) == (False, True)
+    assert (dev.database.final_snapshot, prod.database.final_snapshot) == (False, True)
+    assert prod.database.backup_retention_days >= 7 > dev.database.backup_retention_days
+    assert (dev.artifacts.access_logging, prod.artifacts.access_logging) == (False, True)
+    assert prod.database.memory_bytes == 16 * GIB  # db.r6g.large
+
+
+def test_defaults_are_the_secure_choice():
+    minimal = {key: stack_values("dev")[key] for key in ("network", "cluster")}
+    config = load_stack_config(minimal)
+    assert config.database.multi_az and config.database.deletion_protection and config.database.final_snapshot
+    assert config.database.backup_retention_days >= 7
+    assert config.artifacts.encryption == "kms" and config.artifacts.access_logging
+    assert config.artifacts.access_mode == "direct"
+    assert not config.artifacts.force_destroy
+
+
+def test_memory_override_allows_an_unlisted_class():
+    values = stack_values("dev")
+    values["database"] = {**values["database"], "instanceClass": "db.x2g.large", "memoryGib": 32}
+    assert load_stack_config(values).database.memory_bytes == 32 * GIB
+
+
+def _set(values: dict[str, Any], path: str, value: Any) -> None:
+    section, _, field = path.partition(".")
+    if not field:
+        values[section] = value
+        return
+    values.setdefault(section, {})
+    if value is _DELETE:
+        values[section].pop(field, None)
+    else:
+        values[section][field] = value
+
+
+_DELETE = object()
+
+BAD_INPUTS: list[tuple[str, Any, str, str]] = [
+    # (path, value, key named in the error, words from "expected")
+    ("database.instanceClass", "db.x9.huge", "mlflow-platform:database.instanceClass", "memoryGib"),
+    ("database.instanceClass", 42, "mlflow-platform:database.instanceClass", "RDS class"),
+    ("database.engineVersion", "16.4", "mlflow-platform:database.engineVersion", "major version"),
+    ("database.engineVersion", "12", "mlflow-platform:database.engineVersion", "from 14 to 19"),
+    ("database.allocatedStorageGib", 10, "mlflow-platform:database.allocatedStorageGib", "from 20"),
+    ("database.maxAllocatedStorageGib", 20, "mlflow-platform:database.maxAllocatedStorageGib", "more than"),
+    ("database.multiAz", "yes", "mlflow-platform:database.multiAz", "true or false"),
+    ("database.backupRetentionDays", 0, "mlflow-platform:database.backupRetentionDays", "from 1 to 35"),
+    ("database.backupRetentionDays", 40, "mlflow-platform:database.backupRetentionDays", "from 1 to 35"),
+    ("database.backupRetentionDays", True, "mlflow-platform:database.backupRetentionDays", "integer"),
+    (
+        "database.performanceInsightsRetentionDays",
+        30,
+        "mlflow-platform:database.performanceInsightsRetentionDays",
+        "multiple of 31",
+    ),
+    ("database.monitoringIntervalSeconds", 20, "mlflow-platform:database.monitoringIntervalSeconds", "one of"),
+    ("database.masterUsername", "postgres", "mlflow-platform:database.masterUsername", "reserved"),
+    ("database.maxConnections", 5, "mlflow-platform:database.maxConnections", "from 20 to 5000"),
+    ("database.instanceClas", "db.t4g.medium", "mlflow-platform:database.instanceClas", "no such key"),
+    ("artifacts.accessMode", "hybrid", "mlflow-platform:artifacts.accessMode", "'direct', 'proxied'"),
+    ("artifacts.encryption", "none", "mlflow-platform:artifacts.encryption", "'kms', 's3'"),
+    ("artifacts.prefix", "/mlflow/", "mlflow-platform:artifacts.prefix", "without leading or trailing"),
+    ("network.vpcId", "vpc-xyz", "mlflow-platform:network.vpcId", "VPC id"),
+    ("network.vpcId", _DELETE, "mlflow-platform:network.vpcId", "VPC id"),
+    (
+        "network.privateSubnetIds",
+        ["subnet-0a1b2c3d4e5f60001"],
+        "mlflow-platform:network.privateSubnetIds",
+        "at least 2",
+    ),
+    (
+        "network.privateSubnetIds",
+        ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60001"],
+        "mlflow-platform:network.privateSubnetIds",
+        "without duplicates",
+    ),
+    (
+        "network.databaseClientSecurityGroupIds",
+        ["0.0.0.0/0"],
+        "mlflow-platform:network.databaseClientSecurityGroupIds",
+        "security group ids",
+    ),
+    (
+        "cluster.oidcProviderArn",
+        "https://oidc.eks.us-east-1.amazonaws.com/id/X",
+        "mlflow-platform:cluster.oidcProviderArn",
+        "oidc-provider",
+    ),
+    (
+        "training.serviceAccounts",
+        [{"namespace": "ML_Training", "name": "job"}],
+        "mlflow-platform:training.serviceAccounts[0].namespace",
+        "Kubernetes name",
+    ),
+    (
+        "training.extraPrincipals",
+        [{"type": "AWS", "identifier": "*"}],
+        "mlflow-platform:training.extraPrincipals[0]",
+        "never '*'",
+    ),
+    ("server.namespace", "MLflow", "mlflow-platform:server.namespace", "namespace"),
+    ("tags", {"team": 7}, "mlflow-platform:tags", "string values"),
+    ("databse", {"instanceClass": "db.t4g.small"}, "mlflow-platform:databse", "no such key"),
+    ("network", "vpc-0a1b2c3d4e5f60718", "mlflow-platform:network", "an object"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "key", "expected"), BAD_INPUTS, ids=[f"{b[0]}={b[1]!r}" for b in BAD_INPUTS])
+def test_bad_input_names_key_value_and_expectation(path: str, value: Any, key: str, expected: str):
+    values = copy.deepcopy(stack_values("dev"))
+    _set(values, path, value)
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(values)
+    messages = [str(problem) for problem in caught.value.problems]
+    matching = [m for m in messages if m.startswith(f"{key}: ")]
+    assert matching, f"no problem names {key}: {messages}"
+    assert expected in matching[0], matching[0]
+    if value is not _DELETE and not isinstance(value, dict | list):
+        assert repr(value) in matching[0]
+
+
+def test_all_problems_are_reported_at_once():
+    values = copy.deepcopy(stack_values("prod"))
+    values["database"]["multiAz"] = "yes"
+    values["artifacts"]["accessMode"] = "hybrid"
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(values)
+    keys = {problem.key for problem in caught.value.problems}
+    assert keys == {"mlflow-platform:database.multiAz", "mlflow-platform:artifacts.accessMode"}
+    assert "2 problem(s)" in str(caught.value)
