@@ -14,6 +14,8 @@ from typing import Any, TypeVar, cast
 import yaml
 
 from rendering.instance_classes import UnknownInstanceClassError, instance_memory_bytes
+from rendering.pools import CapacityInputs, PoolSizingError, plan_pools
+from rendering.postgres import PostgresTuning, max_connections_for
 from rendering.units import GIB
 
 from .errors import MISSING, ConfigError, ConfigProblem
@@ -22,6 +24,7 @@ from .schema import (
     ClusterConfig,
     DatabaseConfig,
     ExtraPrincipal,
+    IngressConfig,
     NetworkConfig,
     ServerConfig,
     ServiceAccountRef,
@@ -42,6 +45,14 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$|^
 _SERVICE_PRINCIPAL = re.compile(r"^[a-z0-9.-]+\.amazonaws\.com$")
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _S3_PREFIX = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$")
+_IMAGE_BY_DIGEST = re.compile(
+    r"^[a-z0-9][a-z0-9.\-]*(:[0-9]+)?(/[a-z0-9._\-]+)+(:[\w.\-]{1,128})?@sha256:[0-9a-f]{64}$"
+)
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f\-]{36}$")
+_CPU = re.compile(r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$")
+_MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
+_CIDR = re.compile(r"^(\d{1,3}\.){3}\d{1,3}/(\d|[12]\d|3[0-2])$")
 _PG_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _PI_RETENTION_HINT = "7, 731, or a multiple of 31 up to 713"
@@ -364,14 +375,86 @@ def _training(section: _Section) -> TrainingConfig:
     )
 
 
+def _ingress(section: _Section) -> IngressConfig:
+    d = IngressConfig()
+    class_name = section.string("className", d.class_name, choices=("nginx", "alb"))
+    issuer = section.string("certManagerIssuer", "", pattern=_K8S_NAME, expected="a cert-manager ClusterIssuer name")
+    certificate = section.string(
+        "acmCertificateArn",
+        "",
+        pattern=_ACM_ARN,
+        expected="an ACM certificate ARN (arn:aws:acm:<region>:<acct>:certificate/<id>)",
+    )
+    if class_name == "nginx" and not issuer:
+        section.problem("certManagerIssuer", MISSING, "a cert-manager ClusterIssuer name when className is 'nginx'")
+    if class_name == "alb" and not certificate:
+        section.problem("acmCertificateArn", MISSING, "an ACM certificate ARN when className is 'alb'")
+    return IngressConfig(
+        class_name=cast(Any, class_name),
+        cert_manager_issuer=issuer,
+        acm_certificate_arn=certificate,
+        scheme=cast(Any, section.string("scheme", d.scheme, choices=("internal", "internet-facing"))),
+        controller_namespace=section.string(
+            "controllerNamespace", d.controller_namespace, pattern=_K8S_NAME, expected="a Kubernetes namespace name"
+        ),
+    )
+
+
 def _server(section: _Section) -> ServerConfig:
     d = ServerConfig()
-    return ServerConfig(
+    section.read.add("ingress")
+    ingress = _Section(f"{section.name}.ingress", section.raw.get("ingress"), section.problems)
+    replicas = section.integer("replicas", d.replicas, low=1, high=50)
+    max_replicas = section.integer("maxReplicas", max(replicas, d.max_replicas), low=1, high=50)
+    if max_replicas < replicas:
+        section.problem("maxReplicas", max_replicas, f"at least replicas ({replicas})")
+    config = ServerConfig(
         namespace=section.string("namespace", d.namespace, pattern=_K8S_NAME, expected="a Kubernetes namespace name"),
         service_account=section.string(
             "serviceAccount", d.service_account, pattern=_K8S_NAME, expected="a Kubernetes service account name"
         ),
+        image=section.string(
+            "image",
+            required=True,
+            pattern=_IMAGE_BY_DIGEST,
+            expected="the tracking-server image by digest, <registry>/<repo>[:tag]@sha256:<64 hex> "
+            "(CI builds it from images/tracking-server/Dockerfile)",
+        ),
+        host=section.string(
+            "host", required=True, pattern=_DNS_NAME, expected="a lowercase DNS name like mlflow.example.com"
+        ),
+        ingress=_ingress(ingress),
+        replicas=replicas,
+        max_replicas=max_replicas,
+        workers=section.integer("workers", d.workers, low=1, high=16),
+        in_flight_per_worker=section.integer("inFlightPerWorker", d.in_flight_per_worker, low=1, high=64),
+        auth_cache_ttl_seconds=section.integer("authCacheTtlSeconds", d.auth_cache_ttl_seconds, low=0, high=3600),
+        cpu=section.string("cpu", d.cpu, pattern=_CPU, expected="a CPU quantity like 500m or 2"),
+        memory=section.string("memory", d.memory, pattern=_MEMORY, expected="a memory quantity like 512Mi or 2Gi"),
+        tmp_size_gib=section.integer("tmpSizeGib", d.tmp_size_gib, low=1, high=500),
+        monitoring_namespace=section.string(
+            "monitoringNamespace", d.monitoring_namespace, pattern=_K8S_NAME, expected="a Kubernetes namespace name"
+        ),
+        vpc_cidr=section.string("vpcCidr", d.vpc_cidr, pattern=_CIDR, expected="an IPv4 CIDR like 10.0.0.0/16"),
     )
+    ingress.reject_unknown()
+    return config
+
+
+def _check_capacity(config: StackConfig, problems: list[ConfigProblem]) -> None:
+    """Pools and admission limits must fit the database's rendered max_connections."""
+    if not config.database.memory_bytes:
+        return  # the instance class was already reported
+    max_connections = max_connections_for(
+        PostgresTuning(memory_bytes=config.database.memory_bytes, max_connections=config.database.max_connections)
+    )
+    server = config.server
+    try:
+        plan_pools(CapacityInputs(server.max_replicas, server.workers, server.in_flight_per_worker, max_connections))
+    except PoolSizingError as error:
+        problems.append(
+            ConfigProblem(f"{PROJECT}:server.maxReplicas", server.max_replicas, f"a size that fits: {error}")
+        )
 
 
 def _tags(raw: object, problems: list[ConfigProblem]) -> dict[str, str]:
@@ -416,6 +499,8 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
     )
     for section in sections.values():
         section.reject_unknown()
+    if not problems:
+        _check_capacity(config, problems)
     if problems:
         raise ConfigError(problems)
     return config

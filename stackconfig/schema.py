@@ -94,10 +94,43 @@ class TrainingConfig:
     extra_principals: tuple[ExtraPrincipal, ...] = ()
 
 
+IngressClass = Literal["nginx", "alb"]
+
+
+@dataclass(frozen=True)
+class IngressConfig:
+    class_name: IngressClass = "nginx"
+    cert_manager_issuer: str = ""
+    """nginx: the cert-manager ClusterIssuer that signs the tracking host's certificate."""
+    acm_certificate_arn: str = ""
+    """alb: the ACM certificate for the tracking host."""
+    scheme: Literal["internal", "internet-facing"] = "internal"
+    controller_namespace: str = "ingress-nginx"
+    """Where the ingress controller's pods run (NetworkPolicy source for nginx)."""
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     namespace: str = "mlflow"
     service_account: str = "mlflow-server"
+    image: str = ""
+    """The tracking-server image, by digest (``repo@sha256:…``), built from images/tracking-server."""
+    host: str = ""
+    """Public DNS name of the tracking server (Ingress host, TLS name, allowed Host header)."""
+    ingress: IngressConfig = field(default_factory=IngressConfig)
+    replicas: int = 2
+    max_replicas: int = 2
+    """Above ``replicas`` an HPA scales between the two."""
+    workers: int = 2
+    in_flight_per_worker: int = 4
+    """Admission limit per uvicorn worker; pools and max_connections are derived from it."""
+    auth_cache_ttl_seconds: int = 60
+    cpu: str = "1"
+    memory: str = "2Gi"
+    tmp_size_gib: int = 8
+    monitoring_namespace: str = "monitoring"
+    vpc_cidr: str = "10.0.0.0/16"
+    """Source of ALB traffic (target type ip) and destination of database egress."""
 
     @property
     def service_account_ref(self) -> ServiceAccountRef:

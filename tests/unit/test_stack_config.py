@@ -30,7 +30,12 @@ def test_dev_and_prod_differ_only_through_their_files():
 
 
 def test_defaults_are_the_secure_choice():
-    minimal = {key: stack_values("dev")[key] for key in ("network", "cluster")}
+    dev = stack_values("dev")
+    minimal = {
+        "network": dev["network"],
+        "cluster": dev["cluster"],
+        "server": {key: dev["server"][key] for key in ("image", "host", "ingress")},
+    }
     config = load_stack_config(minimal)
     assert config.database.multi_az and config.database.deletion_protection and config.database.final_snapshot
     assert config.database.backup_retention_days >= 7
@@ -126,6 +131,15 @@ BAD_INPUTS: list[tuple[str, Any, str, str]] = [
     ("tags", {"team": 7}, "mlflow-platform:tags", "string values"),
     ("databse", {"instanceClass": "db.t4g.small"}, "mlflow-platform:databse", "no such key"),
     ("network", "vpc-0a1b2c3d4e5f60718", "mlflow-platform:network", "an object"),
+    ("server.image", "mlflow:latest", "mlflow-platform:server.image", "by digest"),
+    ("server.image", _DELETE, "mlflow-platform:server.image", "by digest"),
+    ("server.host", "MLflow_Host", "mlflow-platform:server.host", "DNS name"),
+    ("server.ingress", {"className": "nginx"}, "mlflow-platform:server.ingress.certManagerIssuer", "ClusterIssuer"),
+    ("server.ingress", {"className": "alb"}, "mlflow-platform:server.ingress.acmCertificateArn", "ACM certificate"),
+    ("server.ingress", {"className": "traefik"}, "mlflow-platform:server.ingress.className", "'nginx', 'alb'"),
+    ("server.maxReplicas", 0, "mlflow-platform:server.maxReplicas", "from 1 to 50"),
+    ("server.cpu", "two", "mlflow-platform:server.cpu", "CPU quantity"),
+    ("server.inFlightPerWorker", 65, "mlflow-platform:server.inFlightPerWorker", "from 1 to 64"),
 ]
 
 
@@ -141,6 +155,27 @@ def test_bad_input_names_key_value_and_expectation(path: str, value: Any, key: s
     assert expected in matching[0], matching[0]
     if value is not _DELETE and not isinstance(value, dict | list):
         assert repr(value) in matching[0]
+
+
+def test_replicas_above_max_replicas_are_refused():
+    values = copy.deepcopy(stack_values("prod"))
+    values["server"]["replicas"] = 8
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(values)
+    assert [str(p) for p in caught.value.problems] == [
+        "mlflow-platform:server.maxReplicas: got 6; expected at least replicas (8)"
+    ]
+
+
+def test_pools_that_do_not_fit_the_database_are_refused_with_the_fix():
+    values = copy.deepcopy(stack_values("prod"))  # db.r6g.large: max_connections 400
+    values["server"]["maxReplicas"] = 20
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(values)
+    (problem,) = caught.value.problems
+    assert problem.key == "mlflow-platform:server.maxReplicas"
+    assert "20 replicas × 52 database connections each + 10 reserved = 1050 > max_connections 400" in str(problem)
+    assert "lower in_flight_per_worker to 2" in str(problem)
 
 
 def test_all_problems_are_reported_at_once():
