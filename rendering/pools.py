@@ -11,10 +11,10 @@ and size every pool below from that one number:
 * SQLAlchemy, per worker and engine: ``pool_size = 2 × in_flight`` (tracking and registry each
   have their own engine on the tracking DB; the auth store has one on the auth DB), plus
   ``max_overflow = 1`` because MLflow silently ignores 0.
-* PgBouncer, per pod: a server pool of ``workers × in_flight × 2`` for the tracking DB and
-  ``workers × in_flight`` for the auth DB, so an admitted request never waits for a server
-  connection; ``max_client_conn`` covers every SQLAlchemy connection the pod can open.
-* RDS: ``max_replicas × (tracking + auth + reserve pools) + reserved ≤ max_connections``.
+* PgBouncer, per pod: a server pool of ``workers × in_flight × 2`` per database (tracking and
+  auth; PgBouncer's ``default_pool_size`` applies to each), so an admitted request never waits
+  for a server connection; ``max_client_conn`` covers every SQLAlchemy connection the pod opens.
+* RDS: ``max_replicas × databases × (pool + reserve) + reserved ≤ max_connections``.
 
 The same plan sizes the local target and the EKS pods.
 """
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 CONNECTIONS_PER_REQUEST_TRACKING = 2
 """log_batch: the outer session (``_get_run``) plus the nested one (``_log_metrics``)."""
-CONNECTIONS_PER_REQUEST_AUTH = 1
+POOLED_DATABASES = 2
+"""The tracking DB and the auth DB, each a PgBouncer pool of the same size."""
 TRACKING_DB_ENGINES_PER_WORKER = 2  # tracking store and model-registry store
 AUTH_DB_ENGINES_PER_WORKER = 1
 SQLALCHEMY_MAX_OVERFLOW = 1
@@ -58,8 +59,8 @@ class PoolPlan:
     """Admission limit at the per-pod proxy: concurrent requests forwarded to MLflow."""
     sqlalchemy_pool_size: int
     sqlalchemy_max_overflow: int
-    pgbouncer_tracking_pool_size: int
-    pgbouncer_auth_pool_size: int
+    pgbouncer_pool_size: int
+    """``default_pool_size``: server connections per database and pod."""
     pgbouncer_reserve_pool_size: int
     pgbouncer_max_client_conn: int
     database_connections_per_replica: int
@@ -79,8 +80,7 @@ def plan_pools(inputs: CapacityInputs) -> PoolPlan:
     in_flight = inputs.in_flight_per_worker
     workers = inputs.workers_per_replica
     pool_size = CONNECTIONS_PER_REQUEST_TRACKING * in_flight
-    tracking_pool = workers * in_flight * CONNECTIONS_PER_REQUEST_TRACKING
-    auth_pool = workers * in_flight * CONNECTIONS_PER_REQUEST_AUTH
+    server_pool = workers * in_flight * CONNECTIONS_PER_REQUEST_TRACKING
     engines = TRACKING_DB_ENGINES_PER_WORKER + AUTH_DB_ENGINES_PER_WORKER
     client_connections = workers * engines * (pool_size + SQLALCHEMY_MAX_OVERFLOW)
     per_replica = _database_connections_per_replica(workers, in_flight)
@@ -100,8 +100,7 @@ def plan_pools(inputs: CapacityInputs) -> PoolPlan:
         in_flight_per_replica=workers * in_flight,
         sqlalchemy_pool_size=pool_size,
         sqlalchemy_max_overflow=SQLALCHEMY_MAX_OVERFLOW,
-        pgbouncer_tracking_pool_size=tracking_pool,
-        pgbouncer_auth_pool_size=auth_pool,
+        pgbouncer_pool_size=server_pool,
         pgbouncer_reserve_pool_size=PGBOUNCER_RESERVE_POOL,
         # Headroom for the admin console and a second pod's worth of reconnects during restarts.
         pgbouncer_max_client_conn=2 * client_connections + 10,
@@ -113,8 +112,7 @@ def plan_pools(inputs: CapacityInputs) -> PoolPlan:
 
 def _database_connections_per_replica(workers: int, in_flight: int) -> int:
     """Server connections one pod's PgBouncer may hold: both pools plus their reserves."""
-    pools = workers * in_flight * (CONNECTIONS_PER_REQUEST_TRACKING + CONNECTIONS_PER_REQUEST_AUTH)
-    return pools + 2 * PGBOUNCER_RESERVE_POOL
+    return POOLED_DATABASES * (workers * in_flight * CONNECTIONS_PER_REQUEST_TRACKING + PGBOUNCER_RESERVE_POOL)
 
 
 def _largest_fitting_in_flight(inputs: CapacityInputs) -> int:

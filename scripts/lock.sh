@@ -15,4 +15,11 @@ python3 -m venv "$tmp/venv"
   echo "# fix in shared/reference/security-pgbouncer-performance.md."
   "$tmp/venv/bin/pip" freeze --exclude-editable | sort -f
 } > requirements.txt
+python3 -m venv "$tmp/checkov"
+"$tmp/checkov/bin/pip" install -q checkov
+{
+  echo "# checkov, in its own virtualenv (.venv-checkov): it would downgrade boto3 and others in .venv."
+  echo "# Generated from a fresh venv with 'pip install checkov' (make lock); the one place its versions live."
+  "$tmp/checkov/bin/pip" freeze | sort -f
+} > requirements/checkov.lock
 echo "lock: wrote requirements.txt ($(grep -c '==' requirements.txt) pins)"

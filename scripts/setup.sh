@@ -40,4 +40,14 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$wanted" > "$stamp"
 fi
+# checkov scans the rendered Kubernetes manifests; it pins old boto3/packaging, so it gets
+# its own virtualenv from its own lock.
+checkov_stamp=.venv-checkov/.requirements.sha256
+checkov_wanted=$(sha256sum requirements/checkov.lock | cut -d' ' -f1)
+if [[ ! -f $checkov_stamp || $(cat "$checkov_stamp") != "$checkov_wanted" ]]; then
+  echo "setup: installing checkov into .venv-checkov"
+  [[ -x .venv-checkov/bin/python ]] || "$PYTHON" -m venv .venv-checkov
+  .venv-checkov/bin/python -m pip install -q -r requirements/checkov.lock
+  echo "$checkov_wanted" > "$checkov_stamp"
+fi
 echo "setup: ready"

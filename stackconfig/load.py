@@ -53,6 +53,10 @@ _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-
 _CPU = re.compile(r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$")
 _MEMORY = re.compile(r"^[1-9][0-9]*(Mi|Gi)$")
 _CIDR = re.compile(r"^(\d{1,3}\.){3}\d{1,3}/(\d|[12]\d|3[0-2])$")
+_EKS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+_EKS_ENDPOINT = re.compile(r"^https://[A-Za-z0-9.-]+\.eks\.amazonaws\.com(\.cn)?$")
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _PG_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _PI_RETENTION_HINT = "7, 731, or a multiple of 31 up to 713"
@@ -314,6 +318,20 @@ def _artifacts(section: _Section) -> ArtifactsConfig:
 
 def _cluster(section: _Section) -> ClusterConfig:
     return ClusterConfig(
+        name=section.string("name", required=True, pattern=_EKS_NAME, expected="the EKS cluster name"),
+        endpoint=section.string(
+            "endpoint",
+            required=True,
+            pattern=_EKS_ENDPOINT,
+            expected="the cluster's API endpoint, https://….eks.amazonaws.com",
+        ),
+        certificate_authority_data=section.string(
+            "certificateAuthorityData",
+            required=True,
+            pattern=_BASE64,
+            expected="the cluster CA, base64 (as in kubeconfig)",
+        ),
+        region=section.string("region", "us-east-1", pattern=_REGION, expected="an AWS region like us-east-1"),
         oidc_provider_arn=section.string(
             "oidcProviderArn",
             "arn:aws:iam::000000000000:oidc-provider/invalid",

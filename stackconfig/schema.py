@@ -62,7 +62,12 @@ class ArtifactsConfig:
 @dataclass(frozen=True)
 class ClusterConfig:
     oidc_provider_arn: str
-    """IAM OIDC provider of the EKS cluster, for IRSA trust (the cluster issue will create it)."""
+    """IAM OIDC provider of the EKS cluster, for IRSA trust."""
+    name: str = ""
+    endpoint: str = ""
+    """API server URL; with ``certificateAuthorityData`` it builds the exec-based kubeconfig."""
+    certificate_authority_data: str = ""
+    region: str = "us-east-1"
 
     @property
     def oidc_issuer_host_path(self) -> str:

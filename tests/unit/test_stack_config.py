@@ -163,7 +163,7 @@ def test_replicas_above_max_replicas_are_refused():
     with pytest.raises(ConfigError) as caught:
         load_stack_config(values)
     assert [str(p) for p in caught.value.problems] == [
-        "mlflow-platform:server.maxReplicas: got 6; expected at least replicas (8)"
+        "mlflow-platform:server.maxReplicas: got 5; expected at least replicas (8)"
     ]
 
 
@@ -174,8 +174,8 @@ def test_pools_that_do_not_fit_the_database_are_refused_with_the_fix():
         load_stack_config(values)
     (problem,) = caught.value.problems
     assert problem.key == "mlflow-platform:server.maxReplicas"
-    assert "20 replicas × 52 database connections each + 10 reserved = 1050 > max_connections 400" in str(problem)
-    assert "lower in_flight_per_worker to 2" in str(problem)
+    assert "20 replicas × 68 database connections each + 10 reserved = 1370 > max_connections 400" in str(problem)
+    assert "lower in_flight_per_worker to 1" in str(problem)
 
 
 def test_all_problems_are_reported_at_once():

@@ -1,0 +1,213 @@
+"""The whole server side of the platform — pgbouncer.ini and its auth file, the auth ini, the
+``mlflow server`` command/env, password files and the bootstrap/migration plan — composed in
+one function from the parameters that differ between targets (:class:`TargetParameters`) and
+those that must not (:class:`PlatformSettings`).
+
+The EKS pod spec (``components.tracking_server``) and the local target (``localplatform``) both
+call :func:`render_server_side`; the parity test renders both and checks that they differ only
+where a :class:`TargetParameters` field differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .auth import AuthSettings, render_auth_ini
+from .database_bootstrap import (
+    BootstrapPlan,
+    BootstrapSettings,
+    PgPassEntry,
+    PostgresEndpoint,
+    render_bootstrap_plan,
+    render_pgpass,
+    sqlalchemy_url,
+)
+from .mlflow_server import (
+    ArtifactAccessMode,
+    ArtifactStorage,
+    MlflowServerLaunch,
+    MlflowServerSettings,
+    S3Client,
+    ServerSecrets,
+    SqlAlchemyPool,
+    render_mlflow_server,
+)
+from .pgbouncer import (
+    AuthUser,
+    PgBouncerDatabase,
+    PgBouncerSettings,
+    PgBouncerVersion,
+    PoolSizing,
+    ServerTls,
+    render_auth_file,
+    render_pgbouncer_ini,
+)
+from .pools import CapacityInputs, PoolPlan, plan_pools
+from .scram import scram_sha256_verifier
+
+PGBOUNCER_HOST = "127.0.0.1"
+"""PgBouncer listens on loopback only: in the pod's network namespace, or on the machine."""
+
+
+@dataclass(frozen=True)
+class TargetParameters:
+    """Everything that may differ between the local target and an EKS pod — and nothing else."""
+
+    database_host: str
+    database_port: int
+    database_ca_file: str
+    """CA that signs the database's certificate: the RDS bundle, or the local CA."""
+    pgbouncer_port: int
+    pgbouncer_version: PgBouncerVersion
+    pgbouncer_auth_file: str
+    server_bind_host: str
+    server_port: int
+    public_host_names: tuple[str, ...]
+    """Names clients put in the Host header (ingress host, service DNS names, localhost)."""
+    public_ports: tuple[int, ...]
+    auth_config_path: str
+    server_pgpassfile: str
+    migrator_pgpassfile: str
+    artifact_root: str
+    s3: S3Client
+    mlflow_command: tuple[str, ...]
+    python_command: tuple[str, ...]
+    workers: int
+    max_replicas: int
+    database_max_connections: int
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    """Choices that are the same on every target."""
+
+    access_mode: ArtifactAccessMode
+    in_flight_per_worker: int
+    auth_cache_ttl_seconds: int
+    basic_auth: bool = True
+    tracking_database: str = "mlflow"
+    auth_database: str = "mlflow_auth"
+    migrator_role: str = "mlflow_admin"
+    app_role: str = "mlflow"
+    admin_username: str = "admin"
+
+
+@dataclass(frozen=True)
+class PlatformSecrets:
+    app_role_password: str
+    app_role_salt: bytes
+    migrator_password: str
+    flask_secret_key: str
+    admin_password: str | None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerSide:
+    pools: PoolPlan
+    pgbouncer_ini: str
+    pgbouncer_auth_file: str
+    """Secret: the application role's SCRAM verifier."""
+    auth_ini: str
+    """Secret material (names the auth DB and admin)."""
+    launch: MlflowServerLaunch
+    server_pgpass: str
+    """Secret: the application role's password, for libpq behind SQLAlchemy."""
+    migrator_pgpass: str
+    """Secret: the migrator's password, for the bootstrap/migration step only."""
+    bootstrap: BootstrapPlan
+
+
+def render_server_side(target: TargetParameters, settings: PlatformSettings, secrets: PlatformSecrets) -> ServerSide:
+    pools = plan_pools(
+        CapacityInputs(
+            max_replicas=target.max_replicas,
+            workers_per_replica=target.workers,
+            in_flight_per_worker=settings.in_flight_per_worker,
+            database_max_connections=target.database_max_connections,
+        )
+    )
+    verifier = scram_sha256_verifier(secrets.app_role_password, secrets.app_role_salt)
+    databases = tuple(
+        PgBouncerDatabase(name=name, host=target.database_host, port=target.database_port, dbname=name)
+        for name in (settings.tracking_database, settings.auth_database)
+    )
+    pgbouncer = PgBouncerSettings(
+        listen_addr=PGBOUNCER_HOST,
+        listen_port=target.pgbouncer_port,
+        auth_file=target.pgbouncer_auth_file,
+        databases=databases,
+        server_tls=ServerTls(ca_file=target.database_ca_file),
+        pools=PoolSizing(
+            default_pool_size=pools.pgbouncer_pool_size,
+            reserve_pool_size=pools.pgbouncer_reserve_pool_size,
+            max_client_conn=pools.pgbouncer_max_client_conn,
+        ),
+        version=target.pgbouncer_version,
+    )
+    # Behind PgBouncer the hop is loopback; PgBouncer itself verifies the database's TLS.
+    pooled = PostgresEndpoint(PGBOUNCER_HOST, target.pgbouncer_port, sslmode="disable")
+    direct = PostgresEndpoint(target.database_host, target.database_port, "verify-full", target.database_ca_file)
+    auth_ini = render_auth_ini(
+        AuthSettings(
+            database_uri=sqlalchemy_url(pooled, settings.auth_database, settings.app_role, "mlflow-auth"),
+            admin_username=settings.admin_username,
+            auth_cache_ttl_seconds=settings.auth_cache_ttl_seconds,
+        )
+    )
+    launch = render_mlflow_server(
+        MlflowServerSettings(
+            backend_store_uri=sqlalchemy_url(pooled, settings.tracking_database, settings.app_role, "mlflow-server"),
+            artifacts=ArtifactStorage(settings.access_mode, target.artifact_root),
+            host=target.server_bind_host,
+            port=target.server_port,
+            allowed_host_names=target.public_host_names,
+            allowed_ports=target.public_ports,
+            workers=target.workers,
+            basic_auth=settings.basic_auth,
+            auth_config_path=target.auth_config_path,
+            pool=SqlAlchemyPool(pool_size=pools.sqlalchemy_pool_size, max_overflow=pools.sqlalchemy_max_overflow),
+            pgpassfile=target.server_pgpassfile,
+            s3=target.s3,
+            command=target.mlflow_command,
+        ),
+        ServerSecrets(
+            flask_secret_key=secrets.flask_secret_key,
+            admin_password=secrets.admin_password,
+            aws_access_key_id=secrets.aws_access_key_id,
+            aws_secret_access_key=secrets.aws_secret_access_key,
+        ),
+    )
+    server_pgpass = render_pgpass(
+        [
+            PgPassEntry(PGBOUNCER_HOST, target.pgbouncer_port, database, settings.app_role, secrets.app_role_password)
+            for database in (settings.tracking_database, settings.auth_database)
+        ]
+    )
+    migrator_pgpass = render_pgpass(
+        [PgPassEntry(target.database_host, target.database_port, "*", settings.migrator_role, secrets.migrator_password)]
+    )
+    bootstrap = render_bootstrap_plan(
+        BootstrapSettings(
+            migrator_role=settings.migrator_role,
+            app_role=settings.app_role,
+            app_role_scram_verifier=verifier,
+            tracking_database=settings.tracking_database,
+            auth_database=settings.auth_database,
+        ),
+        direct,
+        mlflow_command=target.mlflow_command,
+        python_command=target.python_command,
+        pgpassfile=target.migrator_pgpassfile,
+    )
+    return ServerSide(
+        pools=pools,
+        pgbouncer_ini=render_pgbouncer_ini(pgbouncer),
+        pgbouncer_auth_file=render_auth_file([AuthUser(settings.app_role, verifier)]),
+        auth_ini=auth_ini,
+        launch=launch,
+        server_pgpass=server_pgpass,
+        migrator_pgpass=migrator_pgpass,
+        bootstrap=bootstrap,
+    )
