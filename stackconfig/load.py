@@ -87,7 +87,7 @@ class _Section:
     def problem(self, field: str, value: object, expected: str) -> None:
         self.problems.append(ConfigProblem(self.key(field), value, expected))
 
-    def _get(self, field: str, default: T, required: bool, expected: str) -> tuple[bool, object]:
+    def _get(self, field: str, default: object, required: bool, expected: str) -> tuple[bool, object]:
         self.read.add(field)
         if field not in self.raw or self.raw[field] is None:
             if required:

@@ -7,6 +7,8 @@ never on values the mocks invented.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import runpy
 from collections.abc import Callable, Iterator, Mapping
@@ -71,7 +73,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
             case "aws:rds/parameterGroup:ParameterGroup" | "aws:rds/subnetGroup:SubnetGroup":
                 outputs.update(name=physical)
             case "random:index/randomPassword:RandomPassword":
-                outputs.update(result="Mock-Generated-Password-0123456789abcdefXYZ")
+                # Distinct per resource, of the requested length: tests can tell secrets apart.
+                digest = hashlib.sha256(args.name.encode()).hexdigest()
+                outputs.update(result=("Pw" + digest * 2)[: int(args.inputs.get("length", 32))])
+            case "random:index/randomBytes:RandomBytes":
+                raw = hashlib.sha256(args.name.encode()).digest()[: int(args.inputs["length"])]
+                outputs.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> dict[str, Any]:

@@ -13,12 +13,13 @@ STACKS = ["dev", "prod"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_stack_builds_the_data_plane(stack: str):
+def test_stack_builds_the_whole_platform(stack: str):
     mocks, outputs, secrets = run_program(stack, stack_file_config(stack))
     components = sorted(r.typ for r in mocks.resources if r.typ.startswith("mlflow:index:"))
     assert components == [
         "mlflow:index:ArtifactStore",
         "mlflow:index:TrackingDatabase",
+        "mlflow:index:TrackingServer",
         "mlflow:index:TrackingServerAccess",
         "mlflow:index:TrainingJobAccess",
     ]
@@ -26,11 +27,15 @@ def test_stack_builds_the_data_plane(stack: str):
     assert outputs["trainingRoleArn"].startswith("arn:aws:iam::")
     assert outputs["trackingServerRoleArn"] != outputs["trainingRoleArn"]
     assert outputs["databaseAddress"].endswith(".rds.amazonaws.com")
-    # Only the password is secret, and it is.
-    assert {key for key, secret in secrets.items() if secret} == {"databaseMasterPassword"}
-    # Every resource is a child of one of our components (nothing created loose in the program).
+    assert outputs["trackingUrl"] == "https://" + (
+        "mlflow.example.com" if stack == "prod" else "mlflow.dev.example.com"
+    )
+    # Exactly the passwords are secret.
+    assert {key for key, secret in secrets.items() if secret} == {"databaseMasterPassword", "trackingAdminPassword"}
+    # Every resource is a child of one of our components; the only exception is the one
+    # explicit Kubernetes provider the program builds.
     loose = [u for u in mocks.urns if "mlflow:index:" not in u]
-    assert loose == []
+    assert [u.split("::")[-2].split("$")[-1] for u in loose] == ["pulumi:providers:kubernetes"]
 
 
 def test_dev_and_prod_differ_as_their_files_say():
