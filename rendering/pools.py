@@ -87,9 +87,7 @@ def plan_pools(inputs: CapacityInputs) -> PoolPlan:
     at_max_scale = inputs.max_replicas * per_replica + inputs.reserved_connections
     if at_max_scale > inputs.database_max_connections:
         fitting = _largest_fitting_in_flight(inputs)
-        hint = (
-            f"lower in_flight_per_worker to {fitting}" if fitting else "lower max_replicas or workers_per_replica"
-        )
+        hint = f"lower in_flight_per_worker to {fitting}" if fitting else "lower max_replicas or workers_per_replica"
         raise PoolSizingError(
             f"{inputs.max_replicas} replicas × {per_replica} database connections each + "
             f"{inputs.reserved_connections} reserved = {at_max_scale} > max_connections "

@@ -1,0 +1,138 @@
+"""``python -m localplatform up|down|status``: the thin CLI behind ``make up/down/status``.
+
+Errors a user can fix are printed as one line (no traceback) with exit code 1. Secrets are
+never printed: the output points at the env file that holds them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import PlatformError
+from .options import PORT_NAMES, PlatformOptions
+from .platform import LocalPlatform
+from .status import is_alive
+
+
+def _port(text: str) -> tuple[str, int]:
+    name, _, value = text.partition("=")
+    if name not in PORT_NAMES or not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected NAME=PORT with NAME in {', '.join(PORT_NAMES)}")
+    return name, int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m localplatform", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", type=Path, default=Path(".local"), help="where everything lives (.local)")
+    up = sub.add_parser("up", parents=[common], help="start (or confirm) the platform")
+    up.add_argument(
+        "--access-mode",
+        choices=["direct", "proxied"],
+        default=None,
+        help="artifact access: direct (clients use S3) or proxied (the server streams)",
+    )
+    up.add_argument("--auth", choices=["ours", "mlflow-defaults", "off"], default="ours")
+    up.add_argument("--pooler", choices=["pgbouncer", "direct"], default="pgbouncer")
+    up.add_argument("--workers", type=int, default=2)
+    up.add_argument("--max-connections", type=int, default=None, help="PostgreSQL max_connections")
+    up.add_argument("--postgres-memory-mb", type=int, default=1024, help="memory the PostgreSQL tuning assumes")
+    up.add_argument("--mlflow-python", type=Path, default=None, help="interpreter of another MLflow install")
+    up.add_argument("--mlflow-version", default=None, help="the MLflow version --mlflow-python must have")
+    up.add_argument("--pg-bin-dir", type=Path, default=None, help="PostgreSQL bin dir (default: newest found)")
+    up.add_argument("--service-user", default=None, help="unprivileged user for PostgreSQL/PgBouncer/nginx")
+    up.add_argument(
+        "--port",
+        type=_port,
+        action="append",
+        default=[],
+        metavar="NAME=PORT",
+        help=f"fix a port ({', '.join(PORT_NAMES)}); others are chosen free",
+    )
+    up.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for readiness")
+    sub.add_parser("down", parents=[common], help="stop what up started")
+    sub.add_parser("status", parents=[common], help="report each component")
+    return parser
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    options = PlatformOptions(
+        state_dir=args.state_dir,
+        auth=args.auth,
+        pooler=args.pooler,
+        workers=args.workers,
+        max_connections=args.max_connections,
+        postgres_memory_mb=args.postgres_memory_mb,
+        mlflow_python=args.mlflow_python,
+        mlflow_version=args.mlflow_version,
+        pg_bin_dir=args.pg_bin_dir,
+        service_user=args.service_user,
+        ports=dict(args.port),
+        start_timeout_s=args.timeout,
+    )
+    if args.access_mode:
+        options = replace(options, access_mode=args.access_mode)
+    platform = LocalPlatform(options, progress=lambda line: print(line, flush=True))
+    print(f"starting the local MLflow platform in {platform.state_dir}", flush=True)
+    info = platform.start()
+    env_file = info.env_file
+    print()
+    print(f"MLflow is up ({info.startup_seconds:.1f}s): {info.url}")
+    print(f"  artifacts: {info.access_mode}; TLS by a local CA: {info.ca_cert}")
+    if info.username:
+        print(f"  sign in as '{info.username}'; the password is MLFLOW_TRACKING_PASSWORD in {env_file}")
+    print(f"  point a client at it:  set -a; . {env_file}; set +a")
+    print(f"  status / stop:         python -m localplatform status|down --state-dir {args.state_dir}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    platform = LocalPlatform(PlatformOptions(state_dir=args.state_dir))
+    stopped = platform.stop()
+    if stopped:
+        print(f"stopped: {', '.join(stopped)}")
+    else:
+        print(f"nothing was running in {platform.state_dir}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    platform = LocalPlatform(PlatformOptions(state_dir=args.state_dir))
+    status = platform.status()
+    meta = platform.metadata()
+    print(f"platform: {status.state}{' - ' + status.message if status.message else ''}")
+    if meta.get("url") and status.state == "ready":
+        print(f"url: {meta['url']}   client env: {platform.layout.env_file}")
+    if not status.components:
+        return 3
+    print(f"{'component':<20} {'kind':<8} {'state':<11} {'pid':>8} {'port':>6} {'restarts':>8}  log")
+    for c in status.components.values():
+        pid = str(c.pid) if is_alive(c.pid, c.start_time) else "-"
+        port = str(c.port) if c.port else "-"
+        print(f"{c.name:<20} {c.kind:<8} {c.state:<11} {pid:>8} {port:>6} {c.restarts:>8}  {c.log}")
+    return 0 if status.state == "ready" else 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status}
+    try:
+        return handlers[args.command](args)
+    except PlatformError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "interrupted: a platform being started keeps starting in the background; "
+            "`python -m localplatform down` stops it",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
