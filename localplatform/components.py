@@ -10,7 +10,7 @@ renderers own; the local choices are passed *into* them.
 Deliberate local deviations, each only in a non-default comparison mode:
 
 * ``pooler="direct"``: the server and auth store connect to PostgreSQL itself (verify-full),
-  not through PgBouncer — :func:`apply_direct_pooler` rewrites exactly those two URLs.
+  not through PgBouncer (``TargetParameters.pooled``).
 * ``auth="mlflow-defaults"``: no ``MLFLOW_AUTH_CONFIG_PATH`` (MLflow's shipped ini);
   ``auth="off"``: no ``--app-name basic-auth``.
 """
@@ -23,8 +23,7 @@ import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from rendering.auth import AuthSettings, render_auth_ini
-from rendering.database_bootstrap import PgPassEntry, PostgresEndpoint, libpq_dsn, render_pgpass, sqlalchemy_url
+from rendering.database_bootstrap import PostgresEndpoint, libpq_dsn
 from rendering.ingress import IngressSettings
 from rendering.mlflow_server import S3Client
 from rendering.pools import CapacityInputs, plan_pools
@@ -291,6 +290,7 @@ def target_parameters(ctx: Context, tuning: PostgresTuning) -> TargetParameters:
         workers=ctx.options.workers,
         max_replicas=1,
         database_max_connections=max_connections_for(tuning),
+        pooled=ctx.options.pooler == "pgbouncer",
     )
 
 
@@ -309,8 +309,6 @@ def render_local_server_side(ctx: Context, tuning: PostgresTuning) -> ServerSide
         side = render_server_side(target_parameters(ctx, tuning), ctx.platform_settings, secrets)
     except ValueError as error:  # PoolSizingError and the renderers' validation errors
         raise PlatformError(str(error)) from None
-    if ctx.options.pooler == "direct":
-        side = apply_direct_pooler(ctx, side)
     if ctx.options.auth == "mlflow-defaults":
         env = {k: v for k, v in side.launch.env.items() if k != "MLFLOW_AUTH_CONFIG_PATH"}
         side = replace(side, launch=replace(side.launch, env=env))
@@ -319,30 +317,6 @@ def render_local_server_side(ctx: Context, tuning: PostgresTuning) -> ServerSide
 
 def direct_endpoint(ctx: Context) -> PostgresEndpoint:
     return PostgresEndpoint(LOOPBACK, ctx.ports["postgres"], "verify-full", str(ctx.layout.ca_cert))
-
-
-def apply_direct_pooler(ctx: Context, side: ServerSide) -> ServerSide:
-    """Comparison mode without PgBouncer: the backend store and the auth DB URLs point at
-    PostgreSQL (verify-full); every other rendered value stays as rendered."""
-    settings = ctx.platform_settings
-    endpoint = direct_endpoint(ctx)
-    backend = sqlalchemy_url(endpoint, settings.tracking_database, settings.app_role, "mlflow-server")
-    argv = list(side.launch.argv)
-    argv[argv.index("--backend-store-uri") + 1] = backend
-    auth_ini = render_auth_ini(
-        AuthSettings(
-            database_uri=sqlalchemy_url(endpoint, settings.auth_database, settings.app_role, "mlflow-auth"),
-            admin_username=settings.admin_username,
-            auth_cache_ttl_seconds=settings.auth_cache_ttl_seconds,
-        )
-    )
-    pgpass = render_pgpass(
-        [
-            PgPassEntry(LOOPBACK, ctx.ports["postgres"], database, settings.app_role, ctx.secrets.db_app_password)
-            for database in (settings.tracking_database, settings.auth_database)
-        ]
-    )
-    return replace(side, launch=replace(side.launch, argv=tuple(argv)), auth_ini=auth_ini, server_pgpass=pgpass)
 
 
 def server_endpoint(ctx: Context) -> PostgresEndpoint:

@@ -76,6 +76,9 @@ class TargetParameters:
     workers: int
     max_replicas: int
     database_max_connections: int
+    pooled: bool = True
+    """False only for the local comparison mode: the server connects to PostgreSQL itself
+    (verify-full) instead of through PgBouncer. The cloud is always pooled."""
 
 
 @dataclass(frozen=True)
@@ -158,9 +161,9 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
         ),
         version=target.pgbouncer_version,
     )
-    # Behind PgBouncer the hop is loopback; PgBouncer itself verifies the database's TLS.
-    pooled = PostgresEndpoint(PGBOUNCER_HOST, target.pgbouncer_port, sslmode="disable")
     direct = PostgresEndpoint(target.database_host, target.database_port, "verify-full", target.database_ca_file)
+    # Behind PgBouncer the hop is loopback; PgBouncer itself verifies the database's TLS.
+    pooled = PostgresEndpoint(PGBOUNCER_HOST, target.pgbouncer_port, sslmode="disable") if target.pooled else direct
     auth_ini = render_auth_ini(
         AuthSettings(
             database_uri=sqlalchemy_url(pooled, settings.auth_database, settings.app_role, "mlflow-auth"),
@@ -193,7 +196,7 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
     )
     server_pgpass = render_pgpass(
         [
-            PgPassEntry(PGBOUNCER_HOST, target.pgbouncer_port, database, settings.app_role, secrets.app_role_password)
+            PgPassEntry(pooled.host, pooled.port, database, settings.app_role, secrets.app_role_password)
             for database in (settings.tracking_database, settings.auth_database)
         ]
     )
