@@ -25,25 +25,24 @@ class ArtifactGrant(TypedDict):
 
 
 class IrsaTrust(TypedDict):
-    oidc_provider_arn: str
-    issuer_host_path: str
+    oidc_provider_arn: pulumi.Input[str]
+    issuer_host_path: pulumi.Input[str]
+    """Outputs when the cluster is created in the same stack (its OIDC issuer is known only then)."""
     service_accounts: Sequence[ServiceAccountRef]
 
 
 def _trust_policy(trust: IrsaTrust, extra: Sequence[ExtraPrincipal]) -> pulumi.Output[str]:
-    irsa = iam.irsa_trust_statement(
-        trust["oidc_provider_arn"], trust["issuer_host_path"], [sa.subject for sa in trust["service_accounts"]]
-    )
-    if not any(p.type == "Service" for p in extra):
-        return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [irsa, *_aws_statements(extra)]})
-    account = aws.get_caller_identity_output().account_id
+    subjects = [sa.subject for sa in trust["service_accounts"]]
+    account: pulumi.Input[str] = ""
+    if any(p.type == "Service" for p in extra):
+        account = aws.get_caller_identity_output().account_id
     return pulumi.Output.json_dumps(
-        account.apply(
-            lambda account_id: {
+        pulumi.Output.all(trust["oidc_provider_arn"], trust["issuer_host_path"], account).apply(
+            lambda values: {
                 "Version": "2012-10-17",
                 "Statement": [
-                    irsa,
-                    *[iam.service_trust_statement(p.identifier, account_id) for p in extra if p.type == "Service"],
+                    iam.irsa_trust_statement(values[0], values[1], subjects),
+                    *[iam.service_trust_statement(p.identifier, values[2]) for p in extra if p.type == "Service"],
                     *_aws_statements(extra),
                 ],
             }

@@ -73,6 +73,8 @@ class TrackingServerArgs(TypedDict):
     mlflow_version: str
     database_name: NotRequired[str]
     ingress_settings: NotRequired[IngressSettings]
+    acm_certificate_arn: NotRequired[pulumi.Input[str]]
+    """ALB: the certificate the stack issued (create mode); else ``settings.ingress``'s ARN."""
 
 
 def api_object(spec: Mapping[str, Any]) -> Any:
@@ -316,7 +318,8 @@ class TrackingServer(pulumi.ComponentResource):
             ),
             opts=in_ns,
         )
-        self.ingress = self._ingress(name, settings, ingress_settings, server_labels, in_ns)
+        certificate = args.get("acm_certificate_arn", settings.ingress.acm_certificate_arn)
+        self.ingress = self._ingress(name, settings, ingress_settings, certificate, server_labels, in_ns)
         self.disruption_budget = None
         if settings.replicas > 1:
             self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
@@ -638,6 +641,7 @@ class TrackingServer(pulumi.ComponentResource):
         name: str,
         settings: ServerConfig,
         ingress_settings: IngressSettings,
+        certificate_arn: pulumi.Input[str],
         labels: Mapping[str, str],
         opts: pulumi.ResourceOptions,
     ) -> k8s.networking.v1.Ingress:
@@ -655,7 +659,7 @@ class TrackingServer(pulumi.ComponentResource):
                 "alb.ingress.kubernetes.io/target-type": "ip",
                 "alb.ingress.kubernetes.io/listen-ports": '[{"HTTP": 80}, {"HTTPS": 443}]',
                 "alb.ingress.kubernetes.io/ssl-redirect": "443",
-                "alb.ingress.kubernetes.io/certificate-arn": ingress.acm_certificate_arn,
+                "alb.ingress.kubernetes.io/certificate-arn": certificate_arn,
                 "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
                 "alb.ingress.kubernetes.io/healthcheck-path": "/health",
                 "alb.ingress.kubernetes.io/load-balancer-attributes": idle_timeout,

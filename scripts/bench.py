@@ -65,7 +65,7 @@ class RequestLog:
                 raise
             with self.lock:
                 self.latencies.append(time.perf_counter() - start)
-                if response.status_code >= 400:
+                if response is not None and response.status_code >= 400:
                     key = f"HTTP {response.status_code}"
                     self.errors[key] = self.errors.get(key, 0) + 1
             return response
@@ -141,7 +141,7 @@ class Harness:
     def pg_commits(self) -> int:
         import psycopg2
 
-        params = self.platform.database_params("mlflow", role="migrator")
+        params: dict[str, Any] = dict(self.platform.database_params("mlflow", role="migrator"))
         with contextlib.closing(psycopg2.connect(**params)) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = 'mlflow'")
             row = cursor.fetchone()
@@ -242,14 +242,17 @@ def logging_modes(h: Harness, threads: int, scale: int) -> list[Measurement]:
     results: list[Measurement] = []
     steps = 50 * scale
     ids = runs(threads)
+
+    def per_step(i: int) -> None:
+        for s in range(steps):
+            client.log_metric(ids[i], "loss", 0.1 * s, step=s)
+
     results.append(
         h.measure(
             "logging",
             "log_metric per step",
             threads * steps,
-            lambda: in_threads(
-                threads, lambda i: [client.log_metric(ids[i], "loss", 0.1 * s, step=s) for s in range(steps)]
-            ),
+            lambda: in_threads(threads, per_step),
         )
     )
 
@@ -388,7 +391,7 @@ def copy_ceiling(instance: LocalPlatform, rows: int) -> dict[str, float]:
 
     import psycopg2
 
-    params = instance.database_params("mlflow", role="migrator")
+    params: dict[str, Any] = dict(instance.database_params("mlflow", role="migrator"))
     payload = io.StringIO("".join(f"m{i % 10}\t{i * 0.5}\t1700000000000\t{i // 10}\trun0\tf\n" for i in range(rows)))
     with contextlib.closing(psycopg2.connect(**params)) as connection, connection.cursor() as cursor:
         cursor.execute(
@@ -449,7 +452,7 @@ def chart(results: list[Measurement], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--threads", type=int, default=4, help="client threads for the ingest modes")
     parser.add_argument("--scale", type=int, default=1, help="multiply the work of the ingest modes")

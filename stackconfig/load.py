@@ -6,6 +6,7 @@ the value given and what is allowed, and raised together as one :class:`ConfigEr
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,12 +21,16 @@ from rendering.units import GIB
 
 from .errors import MISSING, ConfigError, ConfigProblem
 from .schema import (
+    EKS_ADDONS,
+    LETS_ENCRYPT,
     ArtifactsConfig,
     ClusterConfig,
+    ClusterMode,
     DatabaseConfig,
     ExtraPrincipal,
     IngressConfig,
     NetworkConfig,
+    NodeGroupConfig,
     ServerConfig,
     ServiceAccountRef,
     StackConfig,
@@ -33,7 +38,7 @@ from .schema import (
 )
 
 PROJECT = "mlflow-platform"
-SECTIONS = ("network", "cluster", "database", "artifacts", "training", "server", "tags")
+SECTIONS = ("cluster", "network", "database", "artifacts", "training", "server", "tags")
 
 T = TypeVar("T")
 
@@ -57,6 +62,62 @@ _EKS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 _EKS_ENDPOINT = re.compile(r"^https://[A-Za-z0-9.-]+\.eks\.amazonaws\.com(\.cn)?$")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_K8S_VERSION = re.compile(r"^1\.(2[89]|[3-9][0-9])$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_AMI_TYPE = re.compile(r"^(AL2023|BOTTLEROCKET)_[A-Za-z0-9_]+$")
+_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_AZ_NAME = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
+_HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.\-]+(:\d+)?(/[\w.\-/]*)?$")
+_ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
+_LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+_MIN_PUBLIC_PREFIX = 16
+"""The narrowest a public-endpoint CIDR may be: operators' egress ranges, never the internet."""
+_REUSE_NETWORK_KEYS = ("vpcId", "privateSubnetIds", "databaseClientSecurityGroupIds")
+_CREATE_NETWORK_KEYS = (
+    "cidrBlock",
+    "availabilityZoneCount",
+    "availabilityZones",
+    "natGateways",
+    "flowLogRetentionDays",
+)
+_REUSE_CLUSTER_KEYS = ("oidcProviderArn", "endpoint", "certificateAuthorityData")
+_CREATE_CLUSTER_KEYS = (
+    "kubernetesVersion",
+    "publicAccessCidrs",
+    "adminRoleArns",
+    "deletionProtection",
+    "logRetentionDays",
+    "nodeGroup",
+    "addonVersions",
+    "hostedZoneId",
+    "acmeEmail",
+    "acmeServer",
+)
 _PG_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 _PI_RETENTION_HINT = "7, 731, or a multiple of 31 up to 713"
@@ -186,6 +247,17 @@ class _Section:
                 parsed.append(result)
         return tuple(parsed)
 
+    def forbid(self, fields: tuple[str, ...], expected: str) -> None:
+        """Keys that belong to the other cluster mode: reported if set, so a stack file cannot
+        hold settings that silently do nothing."""
+        for field in fields:
+            self.read.add(field)
+            if field in self.raw and self.raw[field] is not None:
+                self.problem(field, self.raw[field], expected)
+
+    def choice(self, field: str, default: str, choices: tuple[str, ...]) -> str:
+        return self.string(field, default, choices=choices)
+
     def reject_unknown(self) -> None:
         for field in self.raw:
             if field not in self.read:
@@ -193,7 +265,18 @@ class _Section:
                 self.problem(field, self.raw[field], f"no such key (known keys: {known})")
 
 
-def _network(section: _Section) -> NetworkConfig:
+def _network(section: _Section, mode: ClusterMode | None) -> NetworkConfig:
+    if mode is None:  # the mode itself is wrong (already reported): nothing else can be judged
+        section.read.update(section.raw)
+        return NetworkConfig()
+    if mode == "create":
+        section.forbid(
+            _REUSE_NETWORK_KEYS,
+            f"no value with {PROJECT}:cluster.mode 'create' (the program builds the VPC, and the database "
+            "admits only the cluster's security group)",
+        )
+        return _network_to_create(section)
+    section.forbid(_CREATE_NETWORK_KEYS, f"no value with {PROJECT}:cluster.mode 'reuse' (these shape a created VPC)")
     return NetworkConfig(
         vpc_id=section.string("vpcId", required=True, pattern=_VPC_ID, expected="a VPC id like vpc-0123456789abcdef0"),
         private_subnet_ids=section.string_list(
@@ -211,6 +294,43 @@ def _network(section: _Section) -> NetworkConfig:
             required=True,
         ),
     )
+
+
+def _network_to_create(section: _Section) -> NetworkConfig:
+    d = NetworkConfig()
+    cidr = section.string("cidrBlock", d.cidr_block, pattern=_CIDR, expected="an IPv4 CIDR from /16 to /20")
+    try:
+        network = ipaddress.IPv4Network(cidr, strict=True)
+        if not 16 <= network.prefixlen <= 20 or not network.is_private:
+            raise ValueError(cidr)
+    except ValueError:
+        section.problem(
+            "cidrBlock", cidr, "a private IPv4 network (RFC 1918) from /16 to /20, without host bits, e.g. 10.0.0.0/16"
+        )
+        cidr = d.cidr_block
+    count = section.integer("availabilityZoneCount", d.availability_zone_count, low=2, high=3)
+    zones = section.string_list(
+        "availabilityZones", pattern=_AZ_NAME, expected="availability zone names (us-east-1a, …)", min_items=2
+    )
+    if zones and len(zones) != count:
+        section.problem(
+            "availabilityZones", list(zones), f"exactly availabilityZoneCount ({count}) zone names, or none"
+        )
+    return NetworkConfig(
+        cidr_block=cidr,
+        availability_zone_count=count,
+        availability_zones=zones,
+        nat_gateways=cast(Any, section.choice("natGateways", d.nat_gateways, ("single", "perAz"))),
+        flow_log_retention_days=_log_retention(section, "flowLogRetentionDays", d.flow_log_retention_days),
+    )
+
+
+def _log_retention(section: _Section, field: str, default: int) -> int:
+    days = section.integer(field, default, low=1, high=3653)
+    if days not in _LOG_RETENTION_DAYS:
+        section.problem(field, days, f"a CloudWatch Logs retention: one of {_LOG_RETENTION_DAYS}")
+        return default
+    return days
 
 
 def _database(section: _Section) -> DatabaseConfig:
@@ -317,8 +437,27 @@ def _artifacts(section: _Section) -> ArtifactsConfig:
 
 
 def _cluster(section: _Section) -> ClusterConfig:
+    mode_value = section.string("mode", "", required=True, choices=("create", "reuse"))
+    mode: ClusterMode | None = cast(Any, mode_value) if mode_value else None
+    name = section.string("name", required=True, pattern=_EKS_NAME, expected="the EKS cluster name")
+    region = section.string("region", "us-east-1", pattern=_REGION, expected="an AWS region like us-east-1")
+    if mode is None:
+        section.read.update(section.raw)
+        return ClusterConfig(mode="reuse", name=name, region=region)
+    if mode == "create":
+        section.forbid(
+            _REUSE_CLUSTER_KEYS,
+            f"no value with {PROJECT}:cluster.mode 'create' (the program reads them from the cluster it creates)",
+        )
+        return _cluster_to_create(section, name, region)
+    section.forbid(
+        _CREATE_CLUSTER_KEYS,
+        f"no value with {PROJECT}:cluster.mode 'reuse' (an existing cluster, its add-ons and DNS are taken as given)",
+    )
     return ClusterConfig(
-        name=section.string("name", required=True, pattern=_EKS_NAME, expected="the EKS cluster name"),
+        mode="reuse",
+        name=name,
+        region=region,
         endpoint=section.string(
             "endpoint",
             required=True,
@@ -331,7 +470,6 @@ def _cluster(section: _Section) -> ClusterConfig:
             pattern=_BASE64,
             expected="the cluster CA, base64 (as in kubeconfig)",
         ),
-        region=section.string("region", "us-east-1", pattern=_REGION, expected="an AWS region like us-east-1"),
         oidc_provider_arn=section.string(
             "oidcProviderArn",
             "arn:aws:iam::000000000000:oidc-provider/invalid",
@@ -339,6 +477,113 @@ def _cluster(section: _Section) -> ClusterConfig:
             pattern=_OIDC_ARN,
             expected="the cluster's IAM OIDC provider ARN, "
             "arn:aws:iam::<account>:oidc-provider/oidc.eks.<region>.amazonaws.com/id/<ID>",
+        ),
+    )
+
+
+def _public_access_cidrs(section: _Section) -> tuple[str, ...]:
+    expected = (
+        f"a list of operators' IPv4 CIDRs, each at most a /{_MIN_PUBLIC_PREFIX} and never 0.0.0.0/0 "
+        "(an empty list disables the public endpoint)"
+    )
+    found, value = section._get("publicAccessCidrs", (), False, expected)
+    if not found:
+        return ()
+    if not isinstance(value, list):
+        section.problem("publicAccessCidrs", value, expected)
+        return ()
+    bad: list[object] = []
+    for item in value:
+        try:
+            network = ipaddress.IPv4Network(item, strict=True) if isinstance(item, str) else None
+        except ValueError:
+            network = None
+        if network is None or network.prefixlen < _MIN_PUBLIC_PREFIX:
+            bad.append(item)
+    if bad:
+        section.problem("publicAccessCidrs", value, f"{expected}; refused: {bad!r}")
+        return ()
+    if len(set(value)) != len(value):
+        section.problem("publicAccessCidrs", value, f"{expected}, without duplicates")
+        return ()
+    return tuple(value)
+
+
+def _addon_versions(section: _Section) -> dict[str, str]:
+    expected = f"an object of add-on name ({', '.join(EKS_ADDONS)}) to version like v1.20.4-eksbuild.1"
+    found, value = section._get("addonVersions", {}, False, expected)
+    if not found:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        key in EKS_ADDONS and isinstance(version, str) and _ADDON_VERSION.match(version)
+        for key, version in value.items()
+    ):
+        section.problem("addonVersions", value, expected)
+        return {}
+    return dict(value)
+
+
+def _node_group(section: _Section) -> NodeGroupConfig:
+    d = NodeGroupConfig()
+    section.read.add("nodeGroup")
+    nodes = _Section(f"{section.name}.nodeGroup", section.raw.get("nodeGroup"), section.problems)
+    instance_types = nodes.string_list(
+        "instanceTypes", pattern=_INSTANCE_TYPE, expected="EC2 instance types like m6i.xlarge", min_items=1
+    )
+    min_size = nodes.integer("minSize", d.min_size, low=1, high=100)
+    desired = nodes.integer("desiredSize", max(d.desired_size, min_size), low=1, high=100)
+    max_size = nodes.integer("maxSize", max(d.max_size, desired), low=1, high=100)
+    if not min_size <= desired <= max_size:
+        nodes.problem("desiredSize", desired, f"from minSize ({min_size}) to maxSize ({max_size})")
+    config = NodeGroupConfig(
+        instance_types=instance_types or d.instance_types,
+        capacity_type=cast(Any, nodes.choice("capacityType", d.capacity_type, ("ON_DEMAND", "SPOT"))),
+        ami_type=nodes.string(
+            "amiType", d.ami_type, pattern=_AMI_TYPE, expected="an EKS AMI type like AL2023_x86_64_STANDARD"
+        ),
+        desired_size=desired,
+        min_size=min_size,
+        max_size=max_size,
+        disk_size_gib=nodes.integer("diskSizeGib", d.disk_size_gib, low=20, high=2000),
+    )
+    nodes.reject_unknown()
+    return config
+
+
+def _cluster_to_create(section: _Section, name: str, region: str) -> ClusterConfig:
+    d = ClusterConfig(mode="create", name=name)
+    return ClusterConfig(
+        mode="create",
+        name=name,
+        region=region,
+        kubernetes_version=section.string(
+            "kubernetesVersion",
+            d.kubernetes_version,
+            pattern=_K8S_VERSION,
+            expected="a Kubernetes minor version EKS offers, as a string like '1.36'",
+        ),
+        public_access_cidrs=_public_access_cidrs(section),
+        admin_role_arns=section.string_list(
+            "adminRoleArns",
+            pattern=_PRINCIPAL_ARN,
+            expected="IAM role or user ARNs given cluster-admin through EKS access entries (include the role "
+            "that runs pulumi)",
+            min_items=1,
+            required=True,
+        ),
+        deletion_protection=section.boolean("deletionProtection", d.deletion_protection),
+        log_retention_days=_log_retention(section, "logRetentionDays", d.log_retention_days),
+        node_group=_node_group(section),
+        addon_versions=_addon_versions(section),
+        hosted_zone_id=section.string(
+            "hostedZoneId",
+            required=True,
+            pattern=_HOSTED_ZONE_ID,
+            expected="the Route 53 public hosted zone id (Z…) holding the tracking host",
+        ),
+        acme_email=section.string("acmeEmail", "", pattern=_EMAIL, expected="an e-mail address for Let's Encrypt"),
+        acme_server=section.string(
+            "acmeServer", LETS_ENCRYPT, pattern=_HTTPS_URL, expected="an ACME directory URL (https://…)"
         ),
     )
 
@@ -405,8 +650,7 @@ def _ingress(section: _Section) -> IngressConfig:
     )
     if class_name == "nginx" and not issuer:
         section.problem("certManagerIssuer", MISSING, "a cert-manager ClusterIssuer name when className is 'nginx'")
-    if class_name == "alb" and not certificate:
-        section.problem("acmCertificateArn", MISSING, "an ACM certificate ARN when className is 'alb'")
+    # acmCertificateArn with alb depends on the cluster mode: see _check_cluster_mode.
     return IngressConfig(
         class_name=cast(Any, class_name),
         cert_manager_issuer=issuer,
@@ -475,6 +719,51 @@ def _check_capacity(config: StackConfig, problems: list[ConfigProblem]) -> None:
         )
 
 
+def _check_cluster_mode(config: StackConfig, values: Mapping[str, object], problems: list[ConfigProblem]) -> None:
+    """Settings of other sections that depend on whether the cluster is created or reused."""
+    ingress = config.server.ingress
+    raw_server = values.get("server")
+    raw_ingress = raw_server.get("ingress") if isinstance(raw_server, Mapping) else None
+    given_certificate = isinstance(raw_ingress, Mapping) and raw_ingress.get("acmCertificateArn") is not None
+    if config.cluster.mode == "reuse":
+        if ingress.class_name == "alb" and not given_certificate:
+            problems.append(
+                ConfigProblem(
+                    f"{PROJECT}:server.ingress.acmCertificateArn",
+                    MISSING,
+                    "an ACM certificate ARN when className is 'alb' and the cluster is reused",
+                )
+            )
+        return
+    if given_certificate:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:server.ingress.acmCertificateArn",
+                raw_ingress.get("acmCertificateArn") if isinstance(raw_ingress, Mapping) else None,
+                f"no value with {PROJECT}:cluster.mode 'create' (the program issues the certificate, DNS-validated "
+                f"in {PROJECT}:cluster.hostedZoneId)",
+            )
+        )
+    if ingress.class_name == "nginx" and not config.cluster.acme_email:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:cluster.acmeEmail",
+                MISSING,
+                "an e-mail address for the Let's Encrypt account of the cert-manager ClusterIssuer, when "
+                "server.ingress.className is 'nginx' and the cluster is created",
+            )
+        )
+    if config.server.vpc_cidr != config.network.cidr_block:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:server.vpcCidr",
+                config.server.vpc_cidr,
+                f"the created VPC's CIDR, {PROJECT}:network.cidrBlock ({config.network.cidr_block}): "
+                "NetworkPolicies admit the ALB and reach the database through it",
+            )
+        )
+
+
 def _tags(raw: object, problems: list[ConfigProblem]) -> dict[str, str]:
     if raw is None:
         return {}
@@ -502,19 +791,23 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
                 ConfigProblem(f"{PROJECT}:{key}", values[key], f"no such key (known keys: {', '.join(SECTIONS)})")
             )
     sections = {
-        name: _Section(name, values.get(name), problems, required=name in ("network", "cluster"))
+        name: _Section(name, values.get(name), problems, required=name == "cluster")
         for name in SECTIONS
         if name != "tags"
     }
+    cluster = _cluster(sections["cluster"])
+    mode = cluster.mode if sections["cluster"].raw.get("mode") in ("create", "reuse") else None
     config = StackConfig(
-        network=_network(sections["network"]),
-        cluster=_cluster(sections["cluster"]),
+        cluster=cluster,
+        network=_network(sections["network"], mode),
         database=_database(sections["database"]),
         artifacts=_artifacts(sections["artifacts"]),
         training=_training(sections["training"]),
         server=_server(sections["server"]),
         tags=_tags(values.get("tags"), problems),
     )
+    if mode is not None:
+        _check_cluster_mode(config, values, problems)
     for section in sections.values():
         section.reject_unknown()
     if not problems:

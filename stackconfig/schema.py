@@ -14,12 +14,30 @@ and only its role touches S3."""
 BucketEncryption = Literal["kms", "s3"]
 
 
+ClusterMode = Literal["create", "reuse"]
+"""``create``: the program builds the VPC, the EKS cluster, its add-ons and the ingress path.
+``reuse``: it deploys onto an existing VPC and cluster whose facts come from config."""
+
+NatGateways = Literal["single", "perAz"]
+CapacityType = Literal["ON_DEMAND", "SPOT"]
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
-    vpc_id: str
-    private_subnet_ids: tuple[str, ...]
-    database_client_security_group_ids: tuple[str, ...]
+    # mode reuse: the existing network
+    vpc_id: str = ""
+    private_subnet_ids: tuple[str, ...] = ()
+    database_client_security_group_ids: tuple[str, ...] = ()
     """Security groups allowed to reach Postgres on 5432 (the cluster's node/pod groups)."""
+    # mode create: the VPC the program builds
+    cidr_block: str = "10.0.0.0/16"
+    availability_zone_count: int = 3
+    availability_zones: tuple[str, ...] = ()
+    """Explicit AZ names; empty: the first ``availability_zone_count`` available in the region."""
+    nat_gateways: NatGateways = "perAz"
+    """``perAz``: one NAT gateway per AZ (an AZ outage does not cut the others' egress);
+    ``single``: one for the whole VPC (cheaper, for throwaway stacks)."""
+    flow_log_retention_days: int = 90
 
 
 @dataclass(frozen=True)
@@ -59,19 +77,59 @@ class ArtifactsConfig:
     force_destroy: bool = False
 
 
+EKS_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver")
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+@dataclass(frozen=True)
+class NodeGroupConfig:
+    """The managed node group (mode create). Defaults are production-sized: on-demand, three
+    nodes, one per AZ."""
+
+    instance_types: tuple[str, ...] = ("m6i.xlarge",)
+    capacity_type: CapacityType = "ON_DEMAND"
+    ami_type: str = "AL2023_x86_64_STANDARD"
+    desired_size: int = 3
+    min_size: int = 3
+    max_size: int = 6
+    disk_size_gib: int = 50
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
-    oidc_provider_arn: str
+    mode: ClusterMode
+    name: str
+    region: str = "us-east-1"
+    # mode reuse: facts of the existing cluster
+    oidc_provider_arn: str = ""
     """IAM OIDC provider of the EKS cluster, for IRSA trust."""
-    name: str = ""
     endpoint: str = ""
     """API server URL; with ``certificateAuthorityData`` it builds the exec-based kubeconfig."""
     certificate_authority_data: str = ""
-    region: str = "us-east-1"
+    # mode create: the cluster the program builds
+    kubernetes_version: str = "1.36"
+    public_access_cidrs: tuple[str, ...] = ()
+    """Who may reach the public API endpoint; empty: the public endpoint is disabled."""
+    admin_role_arns: tuple[str, ...] = ()
+    """IAM principals given cluster-admin through EKS access entries (the deployer among them)."""
+    deletion_protection: bool = True
+    log_retention_days: int = 90
+    node_group: NodeGroupConfig = field(default_factory=NodeGroupConfig)
+    addon_versions: dict[str, str] = field(default_factory=dict)
+    """``{add-on name: version}``; an add-on not listed gets EKS's default for the cluster version."""
+    hosted_zone_id: str = ""
+    """Route 53 zone for the tracking host's record and certificate validation."""
+    acme_email: str = ""
+    """Let's Encrypt account e-mail for the cert-manager ClusterIssuer (nginx)."""
+    acme_server: str = LETS_ENCRYPT
+
+    @property
+    def creates(self) -> bool:
+        return self.mode == "create"
 
     @property
     def oidc_issuer_host_path(self) -> str:
-        """``oidc.eks.<region>.amazonaws.com/id/<ID>``: the prefix of IRSA condition keys."""
+        """``oidc.eks.<region>.amazonaws.com/id/<ID>``: the prefix of IRSA condition keys (mode reuse)."""
         return self.oidc_provider_arn.split(":oidc-provider/", 1)[1]
 
 
@@ -144,8 +202,8 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class StackConfig:
-    network: NetworkConfig
     cluster: ClusterConfig
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)

@@ -30,8 +30,19 @@ def _integers(value: Any) -> Any:
     return value
 
 
+def is_builtin_object(typ: str) -> bool:
+    """A Kubernetes object of a built-in API group (``kubernetes:apps/v1:Deployment``,
+    ``kubernetes:networking.k8s.io/v1:Ingress``): what the JSON schema and checkov know. Helm
+    releases (``kubernetes:helm.sh/v3:Release``) and custom resources such as cert-manager's
+    ClusterIssuer are not manifests of that schema; tests/cloud/test_cluster.py checks them."""
+    if not typ.startswith("kubernetes:"):
+        return False
+    group = typ.split(":")[1].split("/")[0]
+    return "." not in group or group.endswith(".k8s.io")
+
+
 def manifests(mocks: RecordingMocks) -> list[dict[str, Any]]:
-    return [_integers(dict(r.inputs)) for r in mocks.resources if r.typ.startswith("kubernetes:")]
+    return [_integers(dict(r.inputs)) for r in mocks.resources if is_builtin_object(r.typ)]
 
 
 def schema_errors(manifest: dict[str, Any]) -> list[str]:

@@ -7,7 +7,9 @@ never on values the mocks invented.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import hashlib
 import json
 import runpy
@@ -24,6 +26,13 @@ from stackconfig import PROJECT
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+OIDC_ID = "0123456789ABCDEF0123456789ABCDEF"
+OIDC_ISSUER = f"https://oidc.eks.{REGION}.amazonaws.com/id/{OIDC_ID}"
+CLUSTER_SECURITY_GROUP = "sg-0c1a5e7e55ec0123f"
+CLUSTER_CA = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1PQ0s="
+LOAD_BALANCER_HOSTNAME = "k8s-mlflow-mlflow-0a1b2c3d4e-1234567890.us-east-1.elb.amazonaws.com"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 
@@ -54,6 +63,8 @@ class Recorded:
 @dataclass
 class RecordingMocks(pulumi.runtime.Mocks):
     resources: list[Recorded] = field(default_factory=list)
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Every invoke the program made, with its arguments."""
     urns: list[str] = field(default_factory=list)
     """URNs of everything registered; a child's URN encodes its parent's type."""
 
@@ -76,12 +87,50 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 # Distinct per resource, of the requested length: tests can tell secrets apart.
                 digest = hashlib.sha256(args.name.encode()).hexdigest()
                 outputs.update(result=("Pw" + digest * 2)[: int(args.inputs.get("length", 32))])
+            case "aws:eks/cluster:Cluster":
+                # What EKS computes: the API endpoint, its CA, the OIDC issuer, the cluster SG.
+                outputs.update(
+                    arn=f"arn:aws:eks:{REGION}:{ACCOUNT_ID}:cluster/{args.inputs.get('name', physical)}",
+                    endpoint=f"https://{OIDC_ID}.gr7.{REGION}.eks.amazonaws.com",
+                    certificateAuthority={"data": CLUSTER_CA},
+                    identities=[{"oidcs": [{"issuer": OIDC_ISSUER}]}],
+                    vpcConfig={**args.inputs.get("vpcConfig", {}), "clusterSecurityGroupId": CLUSTER_SECURITY_GROUP},
+                )
+            case "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+                host_path = str(args.inputs.get("url", "")).removeprefix("https://")
+                outputs.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host_path}")
+            case "aws:iam/policy:Policy":
+                outputs.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:policy/{physical}")
+            case "aws:cloudwatch/logGroup:LogGroup":
+                log_group = args.inputs.get("name", physical)
+                outputs.update(arn=f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{log_group}")
+            case "aws:ec2/launchTemplate:LaunchTemplate":
+                outputs.update(latestVersion=1)
+            case "aws:acm/certificate:Certificate":
+                domain = args.inputs["domainName"]
+                outputs.update(
+                    arn=f"arn:aws:acm:{REGION}:{ACCOUNT_ID}:certificate/0a1b2c3d-0000-4000-8000-{physical[-6:]:0>12}",
+                    domainValidationOptions=[
+                        {
+                            "domainName": domain,
+                            "resourceRecordName": f"_3b1f0c.{domain}.",
+                            "resourceRecordType": "CNAME",
+                            "resourceRecordValue": "_9a8b7c.acm-validations.aws.",
+                        }
+                    ],
+                )
+            case "aws:route53/record:Record":
+                outputs.update(fqdn=str(args.inputs.get("name", "")).rstrip("."))
+            case "kubernetes:networking.k8s.io/v1:Ingress":
+                # Set by the ingress controller once the load balancer exists; the provider waits for it.
+                outputs.update(status={"loadBalancer": {"ingress": [{"hostname": LOAD_BALANCER_HOSTNAME}]}})
             case "random:index/randomBytes:RandomBytes":
                 raw = hashlib.sha256(args.name.encode()).digest()[: int(args.inputs["length"])]
                 outputs.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> dict[str, Any]:
+        self.invokes.append((args.token, dict(args.args)))
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": ACCOUNT_ID,
@@ -89,6 +138,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "userId": "AIDA",
                 "id": ACCOUNT_ID,
             }
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {"names": list(ZONES), "zoneIds": ["use1-az1", "use1-az2", "use1-az4"], "id": REGION}
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         # An unmocked invoke silently returning {} would hide bugs (e.g. arn:aws:iam::None:...).
         raise NotImplementedError(f"unmocked invoke {args.token}")
 
@@ -158,3 +211,82 @@ def run_program(stack: str, config: Mapping[str, str]) -> tuple[RecordingMocks, 
 def by_type(mocks: RecordingMocks) -> Iterator[tuple[str, Recorded]]:
     for record in mocks.resources:
         yield record.typ, record
+
+
+# Facts of an existing cluster and network, per stack, for running either stack file in
+# ``cluster.mode: reuse`` (the stack files themselves create their cluster).
+_OIDC_PROVIDER = "arn:aws:iam::{account}:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/{cluster_id}"
+REUSED: dict[str, dict[str, dict[str, Any]]] = {
+    "dev": {
+        "cluster": {
+            "mode": "reuse",
+            "name": "mlflow-dev",
+            "region": REGION,
+            "oidcProviderArn": _OIDC_PROVIDER.format(account="111111111111", cluster_id="DEV0123456789ABCDEF"),
+            "endpoint": "https://DEV0123456789ABCDEF.gr7.us-east-1.eks.amazonaws.com",
+            "certificateAuthorityData": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUM=",
+        },
+        "network": {
+            "vpcId": "vpc-0a1b2c3d4e5f60718",
+            "privateSubnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"],
+            "databaseClientSecurityGroupIds": ["sg-0a1b2c3d4e5f60099"],
+        },
+        "server": {},
+    },
+    "prod": {
+        "cluster": {
+            "mode": "reuse",
+            "name": "mlflow-prod",
+            "region": REGION,
+            "oidcProviderArn": _OIDC_PROVIDER.format(account="222222222222", cluster_id="PROD0123456789ABCDEF"),
+            "endpoint": "https://PROD0123456789ABCDEF.gr7.us-east-1.eks.amazonaws.com",
+            "certificateAuthorityData": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUM=",
+        },
+        "network": {
+            "vpcId": "vpc-0f1e2d3c4b5a69788",
+            "privateSubnetIds": ["subnet-0f1e2d3c4b5a60001", "subnet-0f1e2d3c4b5a60002", "subnet-0f1e2d3c4b5a60003"],
+            "databaseClientSecurityGroupIds": ["sg-0f1e2d3c4b5a60099", "sg-0f1e2d3c4b5a60098"],
+        },
+        "server": {
+            "ingress": {
+                "acmCertificateArn": "arn:aws:acm:us-east-1:222222222222:"
+                "certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+            }
+        },
+    },
+}
+
+
+def reused_values(stack: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Stack-file values (keyed by section, as ``load_stack_file`` gives them) switched to reuse mode."""
+    result = json.loads(json.dumps(dict(values)))
+    reused = REUSED[stack]
+    result["cluster"] = dict(reused["cluster"])
+    result["network"] = dict(reused["network"])
+    server = result.setdefault("server", {})
+    server.setdefault("ingress", {}).update(reused["server"].get("ingress", {}))
+    return result
+
+
+def reused_config(stack: str) -> dict[str, str]:
+    """``stack_file_config(stack)`` switched to ``cluster.mode: reuse``."""
+    config = stack_file_config(stack)
+    prefix = f"{PROJECT}:"
+    sections = {key[len(prefix) :]: json.loads(value) for key, value in config.items() if key.startswith(prefix)}
+    for key, value in reused_values(stack, sections).items():
+        config[prefix + key] = json.dumps(value)
+    return config
+
+
+@functools.cache
+def captured_program(stack: str, mode: str = "create") -> tuple[RecordingMocks, dict[str, Any], dict[str, bool]]:
+    """One mocked run of the program per stack file and cluster mode, shared by the tests that
+    only read it (the program is deterministic). Runs on its own event loop so that the calling
+    test's loop stays untouched."""
+    previous = asyncio.get_event_loop()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return run_program(stack, stack_file_config(stack) if mode == "create" else reused_config(stack))
+    finally:
+        asyncio.set_event_loop(previous)

@@ -10,6 +10,7 @@ import pytest
 
 from rendering.units import GIB
 from stackconfig import ConfigError, load_stack_config, load_stack_file
+from tests.pulumi_harness import reused_values
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,16 +28,29 @@ def test_dev_and_prod_differ_only_through_their_files():
     assert prod.database.backup_retention_days >= 7 > dev.database.backup_retention_days
     assert (dev.artifacts.access_logging, prod.artifacts.access_logging) == (False, True)
     assert prod.database.memory_bytes == 16 * GIB  # db.r6g.large
+    # Both create their cluster: dev small and cheap, prod production-sized.
+    assert (dev.cluster.mode, prod.cluster.mode) == ("create", "create")
+    assert (dev.network.nat_gateways, prod.network.nat_gateways) == ("single", "perAz")
+    assert (dev.network.availability_zone_count, prod.network.availability_zone_count) == (2, 3)
+    assert (dev.cluster.node_group.capacity_type, prod.cluster.node_group.capacity_type) == ("SPOT", "ON_DEMAND")
+    assert prod.cluster.node_group.min_size >= 3
+    assert prod.cluster.public_access_cidrs == ()  # private endpoint only
+    assert (dev.cluster.deletion_protection, prod.cluster.deletion_protection) == (False, True)
+    assert (dev.server.vpc_cidr, prod.server.vpc_cidr) == (dev.network.cidr_block, prod.network.cidr_block)
 
 
 def test_defaults_are_the_secure_choice():
     dev = stack_values("dev")
     minimal = {
-        "network": dev["network"],
-        "cluster": dev["cluster"],
+        "cluster": {key: dev["cluster"][key] for key in ("mode", "name", "adminRoleArns", "hostedZoneId", "acmeEmail")},
         "server": {key: dev["server"][key] for key in ("image", "host", "ingress")},
     }
     config = load_stack_config(minimal)
+    cluster, network = config.cluster, config.network
+    assert cluster.public_access_cidrs == () and cluster.deletion_protection
+    assert cluster.node_group.capacity_type == "ON_DEMAND" and cluster.node_group.min_size == 3
+    assert network.nat_gateways == "perAz" and network.availability_zone_count == 3
+    assert network.cidr_block == config.server.vpc_cidr
     assert config.database.multi_az and config.database.deletion_protection and config.database.final_snapshot
     assert config.database.backup_retention_days >= 7
     assert config.artifacts.encryption == "kms" and config.artifacts.access_logging
@@ -53,7 +67,10 @@ def test_memory_override_allows_an_unlisted_class():
 def _set(values: dict[str, Any], path: str, value: Any) -> None:
     section, _, field = path.partition(".")
     if not field:
-        values[section] = value
+        if value is _DELETE:
+            values.pop(section, None)
+        else:
+            values[section] = value
         return
     values.setdefault(section, {})
     if value is _DELETE:
@@ -89,32 +106,6 @@ BAD_INPUTS: list[tuple[str, Any, str, str]] = [
     ("artifacts.accessMode", "hybrid", "mlflow-platform:artifacts.accessMode", "'direct', 'proxied'"),
     ("artifacts.encryption", "none", "mlflow-platform:artifacts.encryption", "'kms', 's3'"),
     ("artifacts.prefix", "/mlflow/", "mlflow-platform:artifacts.prefix", "without leading or trailing"),
-    ("network.vpcId", "vpc-xyz", "mlflow-platform:network.vpcId", "VPC id"),
-    ("network.vpcId", _DELETE, "mlflow-platform:network.vpcId", "VPC id"),
-    (
-        "network.privateSubnetIds",
-        ["subnet-0a1b2c3d4e5f60001"],
-        "mlflow-platform:network.privateSubnetIds",
-        "at least 2",
-    ),
-    (
-        "network.privateSubnetIds",
-        ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60001"],
-        "mlflow-platform:network.privateSubnetIds",
-        "without duplicates",
-    ),
-    (
-        "network.databaseClientSecurityGroupIds",
-        ["0.0.0.0/0"],
-        "mlflow-platform:network.databaseClientSecurityGroupIds",
-        "security group ids",
-    ),
-    (
-        "cluster.oidcProviderArn",
-        "https://oidc.eks.us-east-1.amazonaws.com/id/X",
-        "mlflow-platform:cluster.oidcProviderArn",
-        "oidc-provider",
-    ),
     (
         "training.serviceAccounts",
         [{"namespace": "ML_Training", "name": "job"}],
@@ -135,17 +126,102 @@ BAD_INPUTS: list[tuple[str, Any, str, str]] = [
     ("server.image", _DELETE, "mlflow-platform:server.image", "by digest"),
     ("server.host", "MLflow_Host", "mlflow-platform:server.host", "DNS name"),
     ("server.ingress", {"className": "nginx"}, "mlflow-platform:server.ingress.certManagerIssuer", "ClusterIssuer"),
-    ("server.ingress", {"className": "alb"}, "mlflow-platform:server.ingress.acmCertificateArn", "ACM certificate"),
     ("server.ingress", {"className": "traefik"}, "mlflow-platform:server.ingress.className", "'nginx', 'alb'"),
     ("server.maxReplicas", 0, "mlflow-platform:server.maxReplicas", "from 1 to 50"),
     ("server.cpu", "two", "mlflow-platform:server.cpu", "CPU quantity"),
     ("server.inFlightPerWorker", 65, "mlflow-platform:server.inFlightPerWorker", "from 1 to 64"),
+    # cluster and network, mode create (the stack files' mode)
+    ("cluster.mode", "hybrid", "mlflow-platform:cluster.mode", "'create', 'reuse'"),
+    ("cluster.mode", _DELETE, "mlflow-platform:cluster.mode", "'create', 'reuse'"),
+    ("cluster", _DELETE, "mlflow-platform:cluster", "an object"),
+    ("cluster.name", "mlflow dev", "mlflow-platform:cluster.name", "EKS cluster name"),
+    ("cluster.publicAccessCidrs", ["0.0.0.0/0"], "mlflow-platform:cluster.publicAccessCidrs", "refused: ['0.0.0.0/0']"),
+    (
+        "cluster.publicAccessCidrs",
+        ["203.0.113.0/24", "0.0.0.0/1", "128.0.0.0/1"],
+        "mlflow-platform:cluster.publicAccessCidrs",
+        "refused: ['0.0.0.0/1', '128.0.0.0/1']",
+    ),
+    ("cluster.publicAccessCidrs", ["203.0.113.7/24"], "mlflow-platform:cluster.publicAccessCidrs", "refused"),
+    ("cluster.publicAccessCidrs", "203.0.113.0/24", "mlflow-platform:cluster.publicAccessCidrs", "a list"),
+    ("cluster.adminRoleArns", _DELETE, "mlflow-platform:cluster.adminRoleArns", "access entries"),
+    ("cluster.adminRoleArns", ["*"], "mlflow-platform:cluster.adminRoleArns", "IAM role or user ARNs"),
+    ("cluster.kubernetesVersion", 1.36, "mlflow-platform:cluster.kubernetesVersion", "as a string"),
+    ("cluster.kubernetesVersion", "1.2", "mlflow-platform:cluster.kubernetesVersion", "minor version"),
+    ("cluster.logRetentionDays", 10, "mlflow-platform:cluster.logRetentionDays", "CloudWatch Logs retention"),
+    ("cluster.hostedZoneId", _DELETE, "mlflow-platform:cluster.hostedZoneId", "hosted zone"),
+    ("cluster.acmeEmail", _DELETE, "mlflow-platform:cluster.acmeEmail", "Let's Encrypt"),
+    ("cluster.addonVersions", {"istio": "v1.0.0-eksbuild.1"}, "mlflow-platform:cluster.addonVersions", "vpc-cni"),
+    ("cluster.endpoint", "https://X.gr7.us-east-1.eks.amazonaws.com", "mlflow-platform:cluster.endpoint", "'create'"),
+    ("cluster.nodeGroup", {"capacityType": "spot"}, "mlflow-platform:cluster.nodeGroup.capacityType", "'SPOT'"),
+    (
+        "cluster.nodeGroup",
+        {"minSize": 2, "desiredSize": 5, "maxSize": 3},
+        "mlflow-platform:cluster.nodeGroup.desiredSize",
+        "maxSize (3)",
+    ),
+    ("cluster.nodeGroup", {"instanceTypes": []}, "mlflow-platform:cluster.nodeGroup.instanceTypes", "at least 1"),
+    ("cluster.nodeGroup", {"diskSize": 50}, "mlflow-platform:cluster.nodeGroup.diskSize", "no such key"),
+    ("network.vpcId", "vpc-0a1b2c3d4e5f60718", "mlflow-platform:network.vpcId", "'create'"),
+    ("network.natGateways", "none", "mlflow-platform:network.natGateways", "'single', 'perAz'"),
+    ("network.cidrBlock", "8.8.0.0/16", "mlflow-platform:network.cidrBlock", "private IPv4"),
+    ("network.cidrBlock", "10.0.0.0/8", "mlflow-platform:network.cidrBlock", "/16 to /20"),
+    ("network.availabilityZoneCount", 4, "mlflow-platform:network.availabilityZoneCount", "from 2 to 3"),
+    ("network.availabilityZones", ["us-east-1a"], "mlflow-platform:network.availabilityZones", "at least 2"),
+    (
+        "network.availabilityZones",
+        ["us-east-1a", "us-east-1b", "us-east-1c"],
+        "mlflow-platform:network.availabilityZones",
+        "exactly",
+    ),
+    ("server.vpcCidr", "10.99.0.0/16", "mlflow-platform:server.vpcCidr", "network.cidrBlock"),
+    (
+        "server.ingress",
+        {
+            "className": "nginx",
+            "certManagerIssuer": "letsencrypt",
+            "acmCertificateArn": "arn:aws:acm:us-east-1:111111111111:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+        },
+        "mlflow-platform:server.ingress.acmCertificateArn",
+        "'create'",
+    ),
+]
+
+REUSE_BAD_INPUTS: list[tuple[str, Any, str, str]] = [
+    ("network.vpcId", "vpc-xyz", "mlflow-platform:network.vpcId", "VPC id"),
+    ("network.vpcId", _DELETE, "mlflow-platform:network.vpcId", "VPC id"),
+    (
+        "network.privateSubnetIds",
+        ["subnet-0a1b2c3d4e5f60001"],
+        "mlflow-platform:network.privateSubnetIds",
+        "at least 2",
+    ),
+    (
+        "network.privateSubnetIds",
+        ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60001"],
+        "mlflow-platform:network.privateSubnetIds",
+        "without duplicates",
+    ),
+    (
+        "network.databaseClientSecurityGroupIds",
+        ["0.0.0.0/0"],
+        "mlflow-platform:network.databaseClientSecurityGroupIds",
+        "security group ids",
+    ),
+    ("network.cidrBlock", "10.0.0.0/16", "mlflow-platform:network.cidrBlock", "'reuse'"),
+    (
+        "cluster.oidcProviderArn",
+        "https://oidc.eks.us-east-1.amazonaws.com/id/X",
+        "mlflow-platform:cluster.oidcProviderArn",
+        "oidc-provider",
+    ),
+    ("cluster.endpoint", "https://example.com", "mlflow-platform:cluster.endpoint", "eks.amazonaws.com"),
+    ("cluster.publicAccessCidrs", ["203.0.113.0/24"], "mlflow-platform:cluster.publicAccessCidrs", "'reuse'"),
+    ("server.ingress", {"className": "alb"}, "mlflow-platform:server.ingress.acmCertificateArn", "ACM certificate"),
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "key", "expected"), BAD_INPUTS, ids=[f"{b[0]}={b[1]!r}" for b in BAD_INPUTS])
-def test_bad_input_names_key_value_and_expectation(path: str, value: Any, key: str, expected: str):
-    values = copy.deepcopy(stack_values("dev"))
+def _check_refused(values: dict[str, Any], path: str, value: Any, key: str, expected: str) -> None:
     _set(values, path, value)
     with pytest.raises(ConfigError) as caught:
         load_stack_config(values)
@@ -155,6 +231,63 @@ def test_bad_input_names_key_value_and_expectation(path: str, value: Any, key: s
     assert expected in matching[0], matching[0]
     if value is not _DELETE and not isinstance(value, dict | list):
         assert repr(value) in matching[0]
+
+
+@pytest.mark.parametrize(("path", "value", "key", "expected"), BAD_INPUTS, ids=[f"{b[0]}={b[1]!r}" for b in BAD_INPUTS])
+def test_bad_input_names_key_value_and_expectation(path: str, value: Any, key: str, expected: str):
+    _check_refused(copy.deepcopy(stack_values("dev")), path, value, key, expected)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "key", "expected"), REUSE_BAD_INPUTS, ids=[f"{b[0]}={b[1]!r}" for b in REUSE_BAD_INPUTS]
+)
+def test_bad_reuse_input_names_key_value_and_expectation(path: str, value: Any, key: str, expected: str):
+    values = reused_values("prod", stack_values("prod"))
+    values["server"]["ingress"] = {"className": "nginx", "certManagerIssuer": "letsencrypt"}
+    _check_refused(values, path, value, key, expected)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_both_stacks_load_in_reuse_mode(stack: str):
+    config = load_stack_config(reused_values(stack, stack_values(stack)))
+    assert config.cluster.mode == "reuse" and config.network.vpc_id.startswith("vpc-")
+    assert config.cluster.oidc_issuer_host_path.startswith("oidc.eks.us-east-1.amazonaws.com/id/")
+
+
+def test_reuse_names_every_missing_fact_of_the_existing_cluster():
+    values = copy.deepcopy(stack_values("prod"))
+    values["cluster"] = {"mode": "reuse", "name": "mlflow-prod"}
+    values.pop("network")
+    values["server"]["ingress"] = {"className": "alb"}
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(values)
+    assert {problem.key for problem in caught.value.problems} == {
+        f"mlflow-platform:{key}"
+        for key in (
+            "cluster.endpoint",
+            "cluster.certificateAuthorityData",
+            "cluster.oidcProviderArn",
+            "network.vpcId",
+            "network.privateSubnetIds",
+            "network.databaseClientSecurityGroupIds",
+            "server.ingress.acmCertificateArn",
+        )
+    }
+
+
+def test_settings_of_the_other_mode_are_refused_not_ignored():
+    values = copy.deepcopy(stack_values("dev"))
+    values["cluster"]["oidcProviderArn"] = (
+        "arn:aws:iam::111111111111:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/X"
+    )
+    values["network"]["databaseClientSecurityGroupIds"] = ["sg-0a1b2c3d4e5f60099"]
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(values)
+    assert {problem.key for problem in caught.value.problems} == {
+        "mlflow-platform:cluster.oidcProviderArn",
+        "mlflow-platform:network.databaseClientSecurityGroupIds",
+    }
+    assert all("'create'" in str(problem) for problem in caught.value.problems)
 
 
 def test_replicas_above_max_replicas_are_refused():

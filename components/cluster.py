@@ -1,0 +1,344 @@
+"""An EKS cluster built from raw ``aws.eks.*`` resources (``cluster.mode: create``).
+
+Raw resources rather than ``pulumi_eks``: that package is a remote component, opaque under the
+mocks the tests run, so none of the properties below could be asserted.
+
+- Control plane: Kubernetes Secrets envelope-encrypted with a customer KMS key (rotation on);
+  all five log types to a log group with a retention; a private API endpoint, the public one off
+  or limited to listed CIDRs; authentication through EKS access entries only (mode ``API``), with
+  cluster-admin granted explicitly to the configured principals, not implicitly to whoever ran
+  the first ``pulumi up``; standard support only (no silent extended-support billing).
+- Add-ons installed explicitly (``bootstrap_self_managed_addons=False``): VPC CNI with
+  network-policy enforcement on (without it NetworkPolicy objects are accepted and ignored),
+  kube-proxy, CoreDNS, EBS CSI; the CNI and EBS CSI run with their own IRSA roles, so the node
+  role carries neither.
+- One managed node group in the private subnets; IMDSv2 only with a hop limit of 1, so pods
+  cannot borrow the node's credentials; encrypted gp3 root volumes.
+- The IAM OIDC provider for IRSA.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import NotRequired, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from rendering import iam
+from stackconfig.schema import ClusterConfig
+
+LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+NETWORK_POLICY_CONFIGURATION = {"enableNetworkPolicy": "true"}
+"""VPC CNI add-on configuration: runs the network-policy agent that enforces NetworkPolicy."""
+ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
+SECRETS_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:ListGrants")
+"""What the control plane's role needs on the secrets key (as terraform-aws-eks grants it)."""
+
+
+class ServiceAccountIdentity(TypedDict):
+    """Where a role may be assumed from: one service account of one cluster (IRSA)."""
+
+    oidc_provider_arn: pulumi.Input[str]
+    issuer_host_path: pulumi.Input[str]
+    namespace: str
+    service_account: str
+
+
+def irsa_trust_policy(identity: ServiceAccountIdentity) -> pulumi.Output[str]:
+    """The same IRSA trust statement as the tracking roles (``rendering.iam``): ``sub`` pinned to
+    the one service account and ``aud`` to STS, both with StringEquals."""
+    subject = f"system:serviceaccount:{identity['namespace']}:{identity['service_account']}"
+    return pulumi.Output.json_dumps(
+        pulumi.Output.all(identity["oidc_provider_arn"], identity["issuer_host_path"]).apply(
+            lambda values: {
+                "Version": "2012-10-17",
+                "Statement": [iam.irsa_trust_statement(values[0], values[1], [subject])],
+            }
+        )
+    )
+
+
+def service_trust_policy(service: str, actions: Sequence[str] = ("sts:AssumeRole",)) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": list(actions)}],
+        }
+    )
+
+
+def managed_policy_arn(partition: pulumi.Input[str], name: str) -> pulumi.Output[str]:
+    return pulumi.Output.concat("arn:", partition, ":iam::aws:policy/", name)
+
+
+class ClusterArgs(TypedDict):
+    settings: ClusterConfig
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    tags: NotRequired[dict[str, str]]
+
+
+class Cluster(pulumi.ComponentResource):
+    cluster_name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    certificate_authority_data: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer_host_path: pulumi.Output[str]
+    """``oidc.eks.<region>.amazonaws.com/id/<ID>``: the prefix of IRSA condition keys."""
+    cluster_security_group_id: pulumi.Output[str]
+    """The security group EKS attaches to the control-plane ENIs and to managed nodes, hence to
+    pods (no per-pod security groups): the one the database admits."""
+    secrets_key_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlflow:index:Cluster", name, {}, opts)
+        settings = args["settings"]
+        tags = args.get("tags", {})
+        child = pulumi.ResourceOptions(parent=self)
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+
+        self.secrets_key = aws.kms.Key(
+            f"{name}-secrets-key",
+            description=f"{settings.name}: envelope encryption of Kubernetes Secrets",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=tags,
+            opts=child,
+        )
+        # Created before the cluster so that EKS finds it and keeps logs only this long.
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/eks/{settings.name}/cluster",
+            retention_in_days=settings.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        self.cluster_role = aws.iam.Role(
+            f"{name}-role",
+            description=f"EKS control plane of {settings.name}",
+            # As AWS documents the cluster role's trust (TagSession: session tags for the control plane).
+            assume_role_policy=service_trust_policy("eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
+            tags=tags,
+            opts=child,
+        )
+        cluster_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-role-cluster-policy",
+            role=self.cluster_role.name,
+            policy_arn=managed_policy_arn(partition, "AmazonEKSClusterPolicy"),
+            opts=child,
+        )
+
+        # EKS uses the key as the cluster role: without this the cluster cannot be created.
+        encryption_policy = aws.iam.RolePolicy(
+            f"{name}-role-secrets-key",
+            role=self.cluster_role.id,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "SecretsEnvelopeEncryption",
+                            "Effect": "Allow",
+                            "Action": list(SECRETS_KEY_ACTIONS),
+                            "Resource": self.secrets_key.arn,
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+
+        public = bool(settings.public_access_cidrs)
+        vpc_config: aws.eks.ClusterVpcConfigArgsDict = {
+            "subnet_ids": list(args["private_subnet_ids"]),
+            "endpoint_private_access": True,
+            "endpoint_public_access": public,
+        }
+        if public:
+            vpc_config["public_access_cidrs"] = list(settings.public_access_cidrs)
+        self.cluster = aws.eks.Cluster(
+            f"{name}-eks",
+            name=settings.name,
+            version=settings.kubernetes_version,
+            role_arn=self.cluster_role.arn,
+            vpc_config=vpc_config,
+            access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": False},
+            enabled_cluster_log_types=list(LOG_TYPES),
+            encryption_config={"provider": {"key_arn": self.secrets_key.arn}, "resources": ["secrets"]},
+            bootstrap_self_managed_addons=False,
+            upgrade_policy={"support_type": "STANDARD"},
+            deletion_protection=settings.deletion_protection,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, cluster_policy, encryption_policy]),
+        )
+
+        issuer = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer if ids and ids[0].oidcs else None)
+        self.oidc_provider = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc",
+            url=issuer.apply(_require_issuer),
+            client_id_lists=["sts.amazonaws.com"],
+            tags=tags,
+            opts=child,
+        )
+        self.oidc_issuer_host_path = issuer.apply(lambda url: _require_issuer(url).removeprefix("https://"))
+        self.oidc_provider_arn = self.oidc_provider.arn
+        self.cluster_name = self.cluster.name
+
+        self.admin_access = []
+        for index, principal in enumerate(settings.admin_role_arns):
+            entry = aws.eks.AccessEntry(
+                f"{name}-admin-{index}",
+                cluster_name=self.cluster.name,
+                principal_arn=principal,
+                type="STANDARD",
+                tags=tags,
+                opts=child,
+            )
+            self.admin_access.append(
+                aws.eks.AccessPolicyAssociation(
+                    f"{name}-admin-{index}",
+                    cluster_name=self.cluster.name,
+                    principal_arn=entry.principal_arn,
+                    policy_arn=pulumi.Output.concat(
+                        "arn:", partition, ":eks::aws:cluster-access-policy/", ADMIN_ACCESS_POLICY
+                    ),
+                    access_scope={"type": "cluster"},
+                    opts=child,
+                )
+            )
+
+        def irsa_role(suffix: str, namespace: str, service_account: str, policy: str) -> aws.iam.Role:
+            role = aws.iam.Role(
+                f"{name}-{suffix}",
+                description=f"{settings.name}: {namespace}/{service_account} (IRSA)",
+                assume_role_policy=irsa_trust_policy(
+                    {
+                        "oidc_provider_arn": self.oidc_provider_arn,
+                        "issuer_host_path": self.oidc_issuer_host_path,
+                        "namespace": namespace,
+                        "service_account": service_account,
+                    }
+                ),
+                tags=tags,
+                opts=child,
+            )
+            aws.iam.RolePolicyAttachment(
+                f"{name}-{suffix}-policy", role=role.name, policy_arn=managed_policy_arn(partition, policy), opts=child
+            )
+            return role
+
+        self.cni_role = irsa_role("vpc-cni", "kube-system", "aws-node", "AmazonEKS_CNI_Policy")
+        self.ebs_csi_role = irsa_role(
+            "ebs-csi", "kube-system", "ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy"
+        )
+
+        def addon(
+            addon_name: str,
+            *,
+            role: aws.iam.Role | None = None,
+            configuration: dict[str, str] | None = None,
+            after: Sequence[pulumi.Resource] = (),
+        ) -> aws.eks.Addon:
+            return aws.eks.Addon(
+                f"{name}-{addon_name}",
+                cluster_name=self.cluster.name,
+                addon_name=addon_name,
+                addon_version=settings.addon_versions.get(addon_name),
+                service_account_role_arn=role.arn if role else None,
+                configuration_values=json.dumps(configuration) if configuration else None,
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="OVERWRITE",
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+            )
+
+        # Networking first: nodes only become Ready once the CNI runs on them.
+        self.vpc_cni = addon("vpc-cni", role=self.cni_role, configuration=NETWORK_POLICY_CONFIGURATION)
+        self.kube_proxy = addon("kube-proxy")
+
+        self.node_role = aws.iam.Role(
+            f"{name}-node",
+            description=f"{settings.name}: managed nodes",
+            assume_role_policy=service_trust_policy("ec2.amazonaws.com"),
+            tags=tags,
+            opts=child,
+        )
+        node_policies = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-node-{policy}",
+                role=self.node_role.name,
+                policy_arn=managed_policy_arn(partition, policy),
+                opts=child,
+            )
+            for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
+        ]
+        nodes = settings.node_group
+        self.launch_template = aws.ec2.LaunchTemplate(
+            f"{name}-nodes",
+            description=f"{settings.name}: IMDSv2 only (hop limit 1), encrypted gp3 root volume",
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+            },
+            block_device_mappings=[
+                {
+                    "device_name": "/dev/xvda",
+                    "ebs": {
+                        "volume_size": nodes.disk_size_gib,
+                        "volume_type": "gp3",
+                        "encrypted": "true",
+                        "delete_on_termination": "true",
+                    },
+                }
+            ],
+            tag_specifications=[{"resource_type": "instance", "tags": {**tags, "Name": f"{settings.name}-node"}}],
+            update_default_version=True,
+            tags=tags,
+            opts=child,
+        )
+        self.node_group = aws.eks.NodeGroup(
+            f"{name}-nodes",
+            cluster_name=self.cluster.name,
+            node_role_arn=self.node_role.arn,
+            subnet_ids=list(args["private_subnet_ids"]),
+            instance_types=list(nodes.instance_types),
+            capacity_type=nodes.capacity_type,
+            ami_type=nodes.ami_type,
+            scaling_config={
+                "desired_size": nodes.desired_size,
+                "min_size": nodes.min_size,
+                "max_size": nodes.max_size,
+            },
+            update_config={"max_unavailable": 1},
+            launch_template={"id": self.launch_template.id, "version": self.launch_template.latest_version.apply(str)},
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_policies, self.vpc_cni, self.kube_proxy]),
+        )
+        # These run as Deployments: they need nodes to become active.
+        self.coredns = addon("coredns", after=[self.node_group])
+        self.ebs_csi = addon("aws-ebs-csi-driver", role=self.ebs_csi_role, after=[self.node_group])
+
+        self.endpoint = self.cluster.endpoint
+        self.certificate_authority_data = self.cluster.certificate_authority.apply(lambda ca: ca.data or "")
+        self.cluster_security_group_id = self.cluster.vpc_config.apply(lambda vpc: vpc.cluster_security_group_id or "")
+        self.secrets_key_arn = self.secrets_key.arn
+        self.register_outputs(
+            {
+                "clusterName": self.cluster_name,
+                "endpoint": self.endpoint,
+                "certificateAuthorityData": self.certificate_authority_data,
+                "oidcProviderArn": self.oidc_provider_arn,
+                "oidcIssuerHostPath": self.oidc_issuer_host_path,
+                "clusterSecurityGroupId": self.cluster_security_group_id,
+                "secretsKeyArn": self.secrets_key_arn,
+            }
+        )
+
+
+def _require_issuer(url: str | None) -> str:
+    if not url:
+        raise ValueError("the EKS cluster reports no OIDC issuer; IRSA cannot be set up")
+    return url

@@ -1,0 +1,267 @@
+"""The VPC an EKS cluster created by this stack runs in (``cluster.mode: create``).
+
+Private subnets (nodes, pods, the database, internal load balancers) and public subnets
+(internet-facing load balancers, NAT gateways) in every AZ; private egress through NAT (one per
+AZ, or one for the VPC on a cheap stack); an S3 gateway endpoint so artifact traffic stays off
+NAT; VPC flow logs; the default security group stripped of its rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NotRequired, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from stackconfig.schema import NetworkConfig
+
+
+@dataclass(frozen=True)
+class SubnetPlan:
+    private: tuple[str, ...]
+    public: tuple[str, ...]
+
+
+def plan_subnets(cidr_block: str, zone_count: int) -> SubnetPlan:
+    """Quarters of the VPC for the private subnets (pods take VPC addresses: they get the room),
+    and slices of the last quarter for the public ones (load balancers and NAT gateways only).
+
+    ``10.0.0.0/16`` with 3 AZs: private 10.0.0.0/18, 10.0.64.0/18, 10.0.128.0/18; public
+    10.0.192.0/20, 10.0.208.0/20, 10.0.224.0/20.
+    """
+    if not 1 <= zone_count <= 3:
+        raise ValueError(f"zone_count must be from 1 to 3, got {zone_count}")
+    quarters = list(ipaddress.IPv4Network(cidr_block, strict=True).subnets(prefixlen_diff=2))
+    public = list(quarters[3].subnets(prefixlen_diff=2))
+    return SubnetPlan(
+        private=tuple(str(net) for net in quarters[:zone_count]),
+        public=tuple(str(net) for net in public[:zone_count]),
+    )
+
+
+class NetworkArgs(TypedDict):
+    settings: NetworkConfig
+    cluster_name: str
+    """Tags subnets for the cluster's load balancers (``kubernetes.io/cluster/<name>``)."""
+    region: str
+    tags: NotRequired[dict[str, str]]
+
+
+def _pick_zone(names: Sequence[str], index: int, wanted: int) -> str:
+    if len(names) < wanted:
+        raise ValueError(f"the region offers {len(names)} availability zones ({names}); the stack asks for {wanted}")
+    return names[index]
+
+
+class Network(pulumi.ComponentResource):
+    vpc_id: pulumi.Output[str]
+    private_subnet_ids: list[pulumi.Output[str]]
+    public_subnet_ids: list[pulumi.Output[str]]
+    availability_zones: list[pulumi.Output[str]]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlflow:index:Network", name, {}, opts)
+        settings = args["settings"]
+        tags = args.get("tags", {})
+        child = pulumi.ResourceOptions(parent=self)
+        count = settings.availability_zone_count
+        plan = plan_subnets(settings.cidr_block, count)
+        cluster_tag = {f"kubernetes.io/cluster/{args['cluster_name']}": "shared"}
+
+        if settings.availability_zones:
+            zones: list[pulumi.Output[str]] = [pulumi.Output.from_input(z) for z in settings.availability_zones]
+        else:
+            # Only zones that need no opt-in (Local/Wavelength zones have no EKS control plane).
+            available = aws.get_availability_zones_output(
+                state="available",
+                filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            )
+            zones = [available.names.apply(lambda names, i=i: _pick_zone(names, i, count)) for i in range(count)]
+        self.availability_zones = zones
+
+        self.vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=settings.cidr_block,
+            enable_dns_support=True,
+            enable_dns_hostnames=True,  # EKS nodes and the private API endpoint need both
+            tags={**tags, "Name": f"{name}-vpc"},
+            opts=child,
+        )
+        # No rule at all on the default security group: nothing can use it by accident (FSBP EC2.2).
+        self.default_security_group = aws.ec2.DefaultSecurityGroup(
+            f"{name}-default-sg", vpc_id=self.vpc.id, ingress=[], egress=[], tags=tags, opts=child
+        )
+        self.internet_gateway = aws.ec2.InternetGateway(
+            f"{name}-igw", vpc_id=self.vpc.id, tags={**tags, "Name": f"{name}-igw"}, opts=child
+        )
+
+        self.public_subnets = [
+            aws.ec2.Subnet(
+                f"{name}-public-{index}",
+                vpc_id=self.vpc.id,
+                cidr_block=cidr,
+                availability_zone=zones[index],
+                map_public_ip_on_launch=False,  # only load balancers and NAT gateways live here
+                tags={**tags, **cluster_tag, "Name": f"{name}-public-{index}", "kubernetes.io/role/elb": "1"},
+                opts=child,
+            )
+            for index, cidr in enumerate(plan.public)
+        ]
+        self.private_subnets = [
+            aws.ec2.Subnet(
+                f"{name}-private-{index}",
+                vpc_id=self.vpc.id,
+                cidr_block=cidr,
+                availability_zone=zones[index],
+                map_public_ip_on_launch=False,
+                tags={
+                    **tags,
+                    **cluster_tag,
+                    "Name": f"{name}-private-{index}",
+                    "kubernetes.io/role/internal-elb": "1",
+                },
+                opts=child,
+            )
+            for index, cidr in enumerate(plan.private)
+        ]
+
+        self.public_route_table = aws.ec2.RouteTable(
+            f"{name}-public-rt", vpc_id=self.vpc.id, tags={**tags, "Name": f"{name}-public"}, opts=child
+        )
+        aws.ec2.Route(
+            f"{name}-public-default",
+            route_table_id=self.public_route_table.id,
+            destination_cidr_block="0.0.0.0/0",
+            gateway_id=self.internet_gateway.id,
+            opts=child,
+        )
+        for index, subnet in enumerate(self.public_subnets):
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{index}-rt",
+                subnet_id=subnet.id,
+                route_table_id=self.public_route_table.id,
+                opts=child,
+            )
+
+        nat_count = count if settings.nat_gateways == "perAz" else 1
+        self.nat_gateways: list[aws.ec2.NatGateway] = []
+        for index in range(nat_count):
+            address = aws.ec2.Eip(f"{name}-nat-{index}-ip", domain="vpc", tags=tags, opts=child)
+            self.nat_gateways.append(
+                aws.ec2.NatGateway(
+                    f"{name}-nat-{index}",
+                    allocation_id=address.id,
+                    subnet_id=self.public_subnets[index].id,
+                    connectivity_type="public",
+                    tags={**tags, "Name": f"{name}-nat-{index}"},
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.internet_gateway]),
+                )
+            )
+        self.private_route_tables: list[aws.ec2.RouteTable] = []
+        for index, subnet in enumerate(self.private_subnets):
+            table = aws.ec2.RouteTable(
+                f"{name}-private-{index}-rt",
+                vpc_id=self.vpc.id,
+                tags={**tags, "Name": f"{name}-private-{index}"},
+                opts=child,
+            )
+            aws.ec2.Route(
+                f"{name}-private-{index}-default",
+                route_table_id=table.id,
+                destination_cidr_block="0.0.0.0/0",
+                # Each AZ egresses through its own NAT gateway when there is one per AZ.
+                nat_gateway_id=self.nat_gateways[index % nat_count].id,
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{index}-rta", subnet_id=subnet.id, route_table_id=table.id, opts=child
+            )
+            self.private_route_tables.append(table)
+
+        # Artifacts go to S3 through the gateway endpoint: free, and not through NAT.
+        self.s3_endpoint = aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=self.vpc.id,
+            service_name=f"com.amazonaws.{args['region']}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[table.id for table in self.private_route_tables],
+            tags={**tags, "Name": f"{name}-s3"},
+            opts=child,
+        )
+
+        self._flow_logs(name, settings, tags)
+
+        self.vpc_id = self.vpc.id
+        self.private_subnet_ids = [subnet.id for subnet in self.private_subnets]
+        self.public_subnet_ids = [subnet.id for subnet in self.public_subnets]
+        self.register_outputs(
+            {
+                "vpcId": self.vpc_id,
+                "privateSubnetIds": self.private_subnet_ids,
+                "publicSubnetIds": self.public_subnet_ids,
+                "availabilityZones": self.availability_zones,
+            }
+        )
+
+    def _flow_logs(self, name: str, settings: NetworkConfig, tags: dict[str, str]) -> None:
+        """All traffic of the VPC to CloudWatch Logs (FSBP EC2.6), kept ``flowLogRetentionDays``."""
+        child = pulumi.ResourceOptions(parent=self)
+        self.flow_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            name=f"/aws/vpc/{name}/flow-logs",
+            retention_in_days=settings.flow_log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            description="VPC flow logs delivery to CloudWatch Logs",
+            assume_role_policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+                        }
+                    ],
+                }
+            ),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            role=role.id,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                            "Resource": [self.flow_log_group.arn, pulumi.Output.concat(self.flow_log_group.arn, ":*")],
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        self.flow_log = aws.ec2.FlowLog(
+            f"{name}-flow-log",
+            vpc_id=self.vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=self.flow_log_group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=60,
+            tags=tags,
+            opts=child,
+        )
