@@ -1,9 +1,7 @@
 """Every policy passes on what the real program registers for both stack files, and the pass is
-not vacuous: the AWS and Kubernetes rules each see at least one resource they apply to (the
-tracking server's Deployment, migration Job and Ingress: nginx in dev, ALB in prod).
-
-The EKS rules have no resource here yet (the program takes an existing cluster's facts from
-config); when a cluster component lands, its resources appear in these captures automatically.
+not vacuous: the AWS, EKS and Kubernetes rules each see at least one resource they apply to
+(both stack files create their cluster; the tracking server's Deployment, migration Job and
+Ingress: nginx in dev, ALB in prod).
 """
 
 from __future__ import annotations
@@ -29,6 +27,9 @@ APPLIES_TO = {
     rules.rds_force_ssl.name: rules.PARAMETER_GROUP_TYPES,
     rules.iam_no_wildcards.name: rules.ROLE_POLICY_TYPES,
     rules.iam_training_put_and_get.name: rules.ROLE_POLICY_TYPES,
+    rules.eks_secrets_encryption.name: {"aws:eks/cluster:Cluster"},
+    rules.eks_control_plane_logging.name: {"aws:eks/cluster:Cluster"},
+    rules.eks_endpoint_access.name: {"aws:eks/cluster:Cluster"},
 }
 KUBERNETES_APPLIES_TO = {
     rules.k8s_non_root.name: set(rules.POD_SPEC_PATHS),
