@@ -3,9 +3,9 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 STATE ?= .local
 PYTEST := $(PY) -m pytest -p no:cacheprovider
-LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images
+LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images mlflowops examples
 
-.PHONY: setup up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
+.PHONY: setup setup-test test-ops test-integration up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
 
 setup:  ## apt packages + .venv with the pinned dependencies (idempotent)
 	@bash scripts/setup.sh
@@ -19,13 +19,22 @@ down:  ## stop what `make up` started
 status:  ## report each local component
 	@$(PY) -m localplatform status --state-dir $(STATE)
 
-test: setup lint typecheck actionlint test-unit test-local  ## everything CI runs
+test: setup-test lint typecheck actionlint test-unit test-local test-ops test-integration  ## everything CI runs
+
+setup-test:  ## setup plus what only the tests need (a Chromium for the browser test)
+	@WITH_BROWSER=1 bash scripts/setup.sh
 
 test-unit: setup  ## mocked-provider, policy and pure tests: no services
 	@$(PYTEST) -q tests/unit tests/cloud tests/policy
 
 test-local: setup  ## the rendered configs on real PostgreSQL, PgBouncer, moto, MLflow and nginx
 	@$(PYTEST) -q tests/local
+
+test-ops: setup  ## the ops tools (scripts/, mlflowops/) against local platforms and moto
+	@$(PYTEST) -q tests/ops
+
+test-integration: setup-test  ## the guide's workflows, security behaviour and the UI in Chromium, over TLS
+	@$(PYTEST) -q tests/integration
 
 lint: setup
 	@$(PY) -m ruff check $(LINT_PATHS)

@@ -1,0 +1,158 @@
+"""The contract every tool keeps, without a platform: --help, one-line errors and exit codes for
+an unreachable server or missing configuration, JSON on failure, timezone-aware timestamps, and
+the pure promotion/validation logic."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from mlflowops import bootstrap, cleanup, cli, promotion, teams, timeutil, validation
+from mlflowops.promotion import Step, VersionState, plan
+
+from .conftest import ROOT, Result, closed_port, run_script
+
+TOOLS = ["promote", "validate", "cleanup_runs", "check_artifact_store", "bootstrap_teams"]
+Main = Callable[[Sequence[str]], int]
+SERVER_TOOLS: list[tuple[Main, list[str]]] = [
+    (promotion.main, ["--model-name", "m", "--version", "1", "--target-alias", "champion"]),
+    (validation.main, ["--model-uri", "models:/m/1", "--require", "acc>=0.9"]),
+    (cleanup.main, ["--experiment", "e", "--metric", "acc"]),
+    (bootstrap.main, [str(ROOT / "examples" / "teams.yaml")]),
+]
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_script_has_help(tool: str) -> None:
+    result = run_script(tool, "--help")
+    assert result.code == 0 and result.out.startswith("usage:"), result
+    assert "--json" in result.out and "exit status" in result.out and "--dry-run" in result.out
+
+
+@pytest.mark.parametrize(("main", "argv"), SERVER_TOOLS)
+def test_unreachable_server_is_one_line_and_exit_3(
+    main: Main, argv: list[str], monkeypatch: pytest.MonkeyPatch, invoke: Callable[..., Result]
+) -> None:
+    port = closed_port()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"https://127.0.0.1:{port}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    result = invoke(main, *argv, "--json")
+    result.assert_one_line_error(f"cannot reach the tracking server at https://127.0.0.1:{port}: connection refused")
+    assert result.code == cli.EXIT_ERROR
+    assert result.json == {"ok": False, "error": result.err.strip().removeprefix("error: "), "exit_code": 3}
+
+
+def test_unreachable_server_as_a_script() -> None:
+    env = {"MLFLOW_TRACKING_URI": f"https://127.0.0.1:{closed_port()}", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    result = run_script("promote", "--model-name", "m", "--version", "1", "--target-alias", "challenger", env=env)
+    result.assert_one_line_error("cannot reach the tracking server", "connection refused")
+    assert result.code == 3 and result.out == ""
+
+
+@pytest.mark.parametrize(("main", "argv"), SERVER_TOOLS)
+def test_no_tracking_uri_is_a_usage_error(
+    main: Main, argv: list[str], monkeypatch: pytest.MonkeyPatch, invoke: Callable[..., Result]
+) -> None:
+    """Without MLFLOW_TRACKING_URI MLflow would quietly use a local ./mlruns store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = invoke(main, *argv)
+    result.assert_one_line_error("no tracking server: set MLFLOW_TRACKING_URI")
+    assert result.code == cli.EXIT_USAGE
+
+
+def test_usage_errors_are_one_line(invoke: Callable[..., Result]) -> None:
+    missing = invoke(promotion.main, "--model-name", "m")
+    missing.assert_one_line_error("the following arguments are required: --version, --target-alias")
+    assert missing.code == 2
+    invoke(promotion.main, "--model-name", "m", "--version", "1", "--target-alias", "prod").assert_one_line_error(
+        "invalid choice: 'prod'"
+    )
+    bad_require = invoke(validation.main, "--model-uri", "models:/m/1", "--require", "acc~0.9")
+    bad_require.assert_one_line_error("--require 'acc~0.9': expected <metric><op><number>")
+    none = invoke(validation.main, "--model-uri", "models:/m/1")
+    none.assert_one_line_error("give at least one --require")
+
+
+def test_timestamps_are_timezone_aware() -> None:
+    stamp = timeutil.utc_now_iso()
+    assert stamp.endswith("+00:00") and datetime.fromisoformat(stamp).tzinfo is not None
+    assert timeutil.iso(datetime(2026, 1, 1, 9, tzinfo=timezone(timedelta(hours=9)))) == "2026-01-01T00:00:00+00:00"
+    with pytest.raises(ValueError, match="naive"):
+        timeutil.iso(datetime(2026, 1, 1))  # a naive datetime: the point of the test
+    assert timeutil.from_millis(0) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def state(version: str = "3", tags: dict[str, str] | None = None, **aliases: str) -> VersionState:
+    return VersionState(version, "READY", tags or {}, aliases)
+
+
+PASSED = {"validation_status": "passed"}
+
+
+def test_plan_champion_with_and_without_a_previous_champion() -> None:
+    first = plan(state(tags=PASSED, challenger="3"), "champion", "T")
+    assert first == [
+        Step("set_alias", "3", "champion"),
+        Step("set_tag", "3", "promoted_to_champion_at", "T"),
+        Step("delete_alias", "3", "challenger"),
+    ]
+    rollback = plan(state(tags={**PASSED, "archived_at": "X"}, challenger="3", champion="2"), "champion", "T")
+    assert Step("set_tag", "2", "archived_at", "T") in rollback
+    assert Step("set_tag", "2", "superseded_by_version", "3") in rollback
+    assert rollback[-1] == Step("delete_tag", "3", "archived_at")
+    assert rollback[0] == Step("set_alias", "3", "champion"), "the alias moves first, atomically"
+
+
+@pytest.mark.parametrize(
+    ("version_state", "target", "reason"),
+    [
+        (state(), "challenger", "has not passed validation (validation_status=unset)"),
+        (state(tags={"validation_status": "failed"}), "challenger", "validation_status=failed"),
+        (state(tags=PASSED, champion="3"), "challenger", "is the current champion"),
+        (state(tags=PASSED), "champion", "there is no challenger"),
+        (state(tags=PASSED, challenger="4"), "champion", "the challenger is version 4"),
+        (state(tags={"validation_status": "failed", "validation_reasons": "r"}), "candidate", "failed validation: r"),
+        (state(tags=PASSED, challenger="3"), "candidate", "already the challenger"),
+        (VersionState("3", "PENDING_REGISTRATION", PASSED, {}), "candidate", "not READY"),
+    ],
+)
+def test_plan_refusals(version_state: VersionState, target: str, reason: str) -> None:
+    with pytest.raises(cli.Refused, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        plan(version_state, target, "T")
+
+
+def test_plan_is_a_no_op_when_already_there() -> None:
+    assert plan(state(champion="3"), "champion", "T") == []
+
+
+def test_requirements() -> None:
+    req = validation.parse_requirement(" test_ndcg >= 0.45 ")
+    assert (req.key, req.op, req.threshold) == ("test_ndcg", ">=", 0.45)
+    metrics = {"test_ndcg": 0.45, "lat": float("nan")}
+    assert req.check(metrics, "r") is None
+    assert validation.parse_requirement("lat<50").check(metrics, "r") == "lat: is NaN"
+    assert validation.parse_requirement("x==1").check(metrics, "r") == "x: not logged by run r"
+    with pytest.raises(cli.ConfigError, match="not a number"):
+        validation.parse_requirement("a>=high")
+
+
+def test_model_name_guard_needs_a_boundary() -> None:
+    assert teams.model_allowed("product-ranking-xgb", ("product-ranking",))
+    assert teams.model_allowed("product-ranking", ("product-ranking",))
+    assert not teams.model_allowed("product-rankingx", ("product-ranking",))
+    assert not teams.model_allowed("fraudulent-model", ("fraud",))
+
+
+def test_example_teams_yaml_is_valid() -> None:
+    config = teams.load(ROOT / "examples" / "teams.yaml")
+    assert {t.name for t in config.teams} == {"recommendation-team", "fraud-team"}
+    assert config.users["carol"].source == "generated"
+
+
+def test_describe_flattens_unexpected_errors() -> None:
+    reason, code = cli.describe(RuntimeError("line one\n  line two"))
+    assert (reason, code) == ("unexpected RuntimeError: line one line two", 3)
+    assert json.loads(json.dumps({"reason": reason}))
