@@ -7,6 +7,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from components.kms import rotating_key
 from stackconfig.schema import ArtifactsConfig
 
 
@@ -46,14 +47,7 @@ class ArtifactStore(pulumi.ComponentResource):
 
         self.kms_key: aws.kms.Key | None = None
         if settings.encryption == "kms":
-            self.kms_key = aws.kms.Key(
-                f"{name}-key",
-                description=f"{name}: MLflow artifact encryption",
-                enable_key_rotation=True,
-                deletion_window_in_days=30,
-                tags=tags,
-                opts=child,
-            )
+            self.kms_key = rotating_key(f"{name}-key", f"{name}: MLflow artifact encryption", tags, child)
             aws.kms.Alias(
                 f"{name}-key-alias", name=f"alias/{name}-artifacts", target_key_id=self.kms_key.key_id, opts=child
             )

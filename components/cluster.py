@@ -26,6 +26,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from components.kms import rotating_key
 from rendering import iam
 from stackconfig.schema import ClusterConfig
 
@@ -99,13 +100,8 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
 
-        self.secrets_key = aws.kms.Key(
-            f"{name}-secrets-key",
-            description=f"{settings.name}: envelope encryption of Kubernetes Secrets",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            tags=tags,
-            opts=child,
+        self.secrets_key = rotating_key(
+            f"{name}-secrets-key", f"{settings.name}: envelope encryption of Kubernetes Secrets", tags, child
         )
         # Created before the cluster so that EKS finds it and keeps logs only this long.
         self.log_group = aws.cloudwatch.LogGroup(

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.kms import rotating_key
 from rendering.postgres import PostgresTuning, max_connections_for, render_postgres_parameters
 from stackconfig.schema import DatabaseConfig
 
@@ -56,13 +57,8 @@ class TrackingDatabase(pulumi.ComponentResource):
         tuning = tuning_for(settings)
         self.max_connections = max_connections_for(tuning)
 
-        self.kms_key = aws.kms.Key(
-            f"{name}-key",
-            description=f"{name}: RDS storage and Performance Insights encryption",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            tags=tags,
-            opts=child,
+        self.kms_key = rotating_key(
+            f"{name}-key", f"{name}: RDS storage and Performance Insights encryption", tags, child
         )
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
