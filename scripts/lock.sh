@@ -20,6 +20,7 @@ python3 -m venv "$tmp/checkov"
 {
   echo "# checkov, in its own virtualenv (.venv-checkov): it would downgrade boto3 and others in .venv."
   echo "# Generated from a fresh venv with 'pip install checkov' (make lock); the one place its versions live."
-  "$tmp/checkov/bin/pip" freeze | sort -f
+  echo "# soupsieve held at 3.0.1: 4.x needs Python >= 3.11.5 and Debian 12's python3 is 3.11.2."
+  "$tmp/checkov/bin/pip" freeze | sort -f | sed 's/^soupsieve==.*/soupsieve==3.0.1/'
 } > requirements/checkov.lock
 echo "lock: wrote requirements.txt ($(grep -c '==' requirements.txt) pins)"

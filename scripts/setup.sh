@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(postgresql pgbouncer nginx openssl ca-certificates python3-venv)
-# The browser test needs a Chromium and NSS tools (to trust the local CA in a test profile).
+# WITH_TEST_TOOLS=1 (make test): the browser test needs a Chromium and NSS tools (to trust the
+# local CA in a test profile), and the manifest scan needs checkov. `make up` needs neither.
 # Debian ships `chromium`; Ubuntu only a snap stub, so an existing Chrome/Chromium is used there.
-if [[ "${WITH_BROWSER:-0}" == "1" ]]; then
+WITH_TEST_TOOLS=${WITH_TEST_TOOLS:-0}
+if [[ "$WITH_TEST_TOOLS" == "1" ]]; then
   APT_PACKAGES+=(libnss3-tools)
   if ! command -v chromium >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
     APT_PACKAGES+=(chromium)
@@ -56,7 +58,7 @@ fi
 # its own virtualenv from its own lock.
 checkov_stamp=.venv-checkov/.requirements.sha256
 checkov_wanted=$(sha256sum requirements/checkov.lock | cut -d' ' -f1)
-if [[ ! -f $checkov_stamp || $(cat "$checkov_stamp") != "$checkov_wanted" ]]; then
+if [[ "$WITH_TEST_TOOLS" == "1" ]] && [[ ! -f $checkov_stamp || $(cat "$checkov_stamp") != "$checkov_wanted" ]]; then
   echo "setup: installing checkov into .venv-checkov"
   [[ -x .venv-checkov/bin/python ]] || "$PYTHON" -m venv .venv-checkov
   .venv-checkov/bin/python -m pip install -q -r requirements/checkov.lock 2> >(quiet_pip >&2)
