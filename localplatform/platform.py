@@ -30,7 +30,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from rendering.mlflow_server import MINIMUM_MLFLOW_VERSION
 from rendering.server_side import PlatformSettings
@@ -223,6 +223,20 @@ class LocalPlatform:
             "aws_secret_access_key": secrets.aws_secret_access_key,
             "ca_bundle": str(self.layout.ca_cert),
         }
+
+    def s3_client(self) -> Any:
+        """A boto3 S3 client on the emulator with :meth:`s3_access`, TLS verified by the local CA."""
+        import boto3
+
+        s3 = self.s3_access()
+        return boto3.client(
+            "s3",
+            endpoint_url=s3["endpoint_url"],
+            region_name=s3["region"],
+            aws_access_key_id=s3["aws_access_key_id"],
+            aws_secret_access_key=s3["aws_secret_access_key"],
+            verify=s3["ca_bundle"],
+        )
 
     def database_params(
         self, database: str, *, role: Literal["migrator", "app"] = "migrator", via_pgbouncer: bool = False

@@ -215,17 +215,8 @@ def test_artifacts_land_in_the_bucket_and_large_ones_round_trip(
     )
     assert hashlib.sha256(Path(local).read_bytes()).digest() == hashlib.sha256(blob.read_bytes()).digest()
     # Wherever the client sent it, the object is in the platform's bucket.
-    import boto3
-
     s3 = platform.s3_access()
-    bucket = boto3.client(
-        "s3",
-        endpoint_url=s3["endpoint_url"],
-        region_name=s3["region"],
-        aws_access_key_id=s3["aws_access_key_id"],
-        aws_secret_access_key=s3["aws_secret_access_key"],
-        verify=s3["ca_bundle"],
-    )
+    bucket = platform.s3_client()
     key = f"mlflow/{experiment_id}/{run.info.run_id}/artifacts/checkpoints/weights.bin"
     assert bucket.head_object(Bucket=s3["bucket"], Key=key)["ContentLength"] == blob.stat().st_size
 

@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import boto3
 import psycopg2
 import pytest
 
@@ -217,33 +218,15 @@ def test_client_logs_run_metric_artifact_and_model_through_tls(
     assert str(result["model_version_source"]).startswith("models:/m-")
     assert result["prediction"] == [3, 4]
     # The server stored the artifact in the bucket, under the configured prefix.
-    import boto3
-
     s3 = platform.s3_access()
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3["endpoint_url"],
-        region_name=s3["region"],
-        aws_access_key_id=s3["aws_access_key_id"],
-        aws_secret_access_key=s3["aws_secret_access_key"],
-        verify=s3["ca_bundle"],
-    )
+    client = platform.s3_client()
     key = f"mlflow/{result['experiment_id']}/{result['run_id']}/artifacts/notes.txt"
     assert client.get_object(Bucket=s3["bucket"], Key=key)["Body"].read() == b"artifact body"
 
 
 def test_bucket_carries_the_hardened_settings(platform: LocalPlatform) -> None:
-    import boto3
-
     s3 = platform.s3_access()
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3["endpoint_url"],
-        region_name=s3["region"],
-        aws_access_key_id=s3["aws_access_key_id"],
-        aws_secret_access_key=s3["aws_secret_access_key"],
-        verify=s3["ca_bundle"],
-    )
+    client = platform.s3_client()
     bucket = s3["bucket"]
     assert client.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     block = client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]

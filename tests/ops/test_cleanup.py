@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import boto3
 import pytest
 
 from localplatform import LocalPlatform
@@ -89,14 +88,7 @@ def test_cleanup_pages_protects_and_purges(
 
     s3 = ops_platform.s3_access()
     artifact = client.get_run(ids["old-1"]).info.artifact_uri.removeprefix(f"s3://{s3['bucket']}/")
-    bucket = boto3.client(
-        "s3",
-        endpoint_url=s3["endpoint_url"],
-        aws_access_key_id=s3["aws_access_key_id"],
-        aws_secret_access_key=s3["aws_secret_access_key"],
-        region_name=s3["region"],
-        verify=s3["ca_bundle"],
-    )
+    bucket = ops_platform.s3_client()
     assert bucket.list_objects_v2(Bucket=s3["bucket"], Prefix=artifact)["KeyCount"] == 1
 
     db = ops_platform.database_params("mlflow", role="app", via_pgbouncer=True)
