@@ -18,6 +18,7 @@ Deliberate local deviations, each only in a non-default comparison mode:
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -266,6 +267,12 @@ def pgbouncer_auth_file(layout: StateLayout) -> Path:
     return layout.pgbouncer_dir / "userlist.txt"
 
 
+def prometheus_dir(layout: StateLayout) -> Path:
+    """The server's Prometheus multiprocess directory (an emptyDir in the pod): emptied at
+    each start, as a new pod's would be, so no samples of dead workers are served."""
+    return layout.mlflow_dir / "prometheus"
+
+
 def target_parameters(ctx: Context, tuning: PostgresTuning) -> TargetParameters:
     """Everything that differs between this machine and an EKS pod — and nothing else."""
     python = str(ctx.mlflow_python)
@@ -290,6 +297,7 @@ def target_parameters(ctx: Context, tuning: PostgresTuning) -> TargetParameters:
         workers=ctx.options.workers,
         max_replicas=1,
         database_max_connections=max_connections_for(tuning),
+        prometheus_dir=str(prometheus_dir(ctx.layout)),
         pooled=ctx.options.pooler == "pgbouncer",
     )
 
@@ -457,6 +465,9 @@ def mlflow_step(ctx: Context, side: ServerSide) -> Step:
     layout = ctx.layout
     if ctx.options.auth == "ours":
         write_file(layout.auth_ini, side.auth_ini, ctx.me, 0o600)
+    metrics = prometheus_dir(layout)
+    shutil.rmtree(metrics, ignore_errors=True)
+    make_dir(metrics, ctx.me, 0o700)
     health = Check("http", url=f"http://{LOOPBACK}:{ctx.ports['mlflow']}/health", timeout_s=5)
     return Step(
         name="mlflow",
