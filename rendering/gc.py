@@ -21,7 +21,7 @@ version whose source is a deleted run loses its files (the ops cleanup tool guar
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .mlflow_server import ArtifactAccessMode, S3Client
 
@@ -51,7 +51,7 @@ class GcSettings:
     pgpassfile: str | None = None
     tracking_uri: str | None = None
     """``proxied`` only: the tracking server gc resolves ``mlflow-artifacts:/`` through."""
-    s3: S3Client = S3Client()
+    s3: S3Client = field(default_factory=S3Client)
     tracking_server_ca: str | None = None
     """``proxied`` over HTTPS with a private CA (the local target)."""
 
