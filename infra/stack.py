@@ -8,6 +8,7 @@ from components.access import ArtifactGrant, TrackingServerAccess, TrainingJobAc
 from components.artifact_store import ArtifactStore
 from components.cluster_addons import ClusterIngress, TrackingHostRecord, load_balancer_hostname
 from components.database import TrackingDatabase
+from components.monitoring import Monitoring
 from components.tracking_server import TrackingServer, TrackingServerArgs
 from infra.cluster import ClusterFacts, cluster_facts, kubeconfig, kubernetes_provider
 from infra.config_source import read_stack_config
@@ -134,6 +135,18 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         # The controller (and on nginx the ClusterIssuer) must exist before the Ingress.
         opts=pulumi.ResourceOptions(providers={"kubernetes": kubernetes}, depends_on=[ingress] if ingress else []),
     )
+    monitoring = Monitoring(
+        f"{base}-monitoring",
+        {
+            "settings": config.monitoring,
+            "database": config.database,
+            "database_instance_identifier": database.instance.identifier,
+            "ingress_class": config.server.ingress.class_name,
+            "namespace": config.server.namespace,
+            "region": region,
+            "tags": tags,
+        },
+    )
     cluster_outputs: dict[str, pulumi.Input[object]] = {
         "clusterMode": config.cluster.mode,
         "clusterName": facts.name,
@@ -176,4 +189,6 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         "databaseMasterPassword": database.master_password,
         "databaseMaxConnections": database.max_connections,
         "databaseSecurityGroupId": database.security_group_id,
+        "alarmTopicArn": monitoring.topic_arn,
+        "dashboardName": monitoring.dashboard_name,
     }

@@ -19,6 +19,7 @@ STACKS = ["dev", "prod"]
 MODES = ["create", "reuse"]
 SERVER_SIDE = [
     "mlflow:index:ArtifactStore",
+    "mlflow:index:Monitoring",
     "mlflow:index:TrackingDatabase",
     "mlflow:index:TrackingServer",
     "mlflow:index:TrackingServerAccess",
