@@ -312,6 +312,8 @@ def render_local_server_side(ctx: Context, tuning: PostgresTuning) -> ServerSide
         admin_password=s.admin_password if ctx.options.auth != "off" else None,
         aws_access_key_id=s.aws_access_key_id,
         aws_secret_access_key=s.aws_secret_access_key,
+        stats_password=s.pgbouncer_stats_password if ctx.options.pooler == "pgbouncer" else None,
+        stats_salt=s.stats_salt_bytes if ctx.options.pooler == "pgbouncer" else None,
     )
     try:
         side = render_server_side(target_parameters(ctx, tuning), ctx.platform_settings, secrets)
@@ -353,6 +355,27 @@ def pgbouncer_step(ctx: Context, side: ServerSide) -> Step:
         port=ctx.ports["pgbouncer"],
         ready=tcp,
         live=tcp,
+    )
+
+
+def pgbouncer_exporter_step(ctx: Context, side: ServerSide) -> Step:
+    """Pool metrics: the local stand-in for the pod's exporter sidecar, with its metric names
+    (``localplatform.pgbouncer_exporter``), on loopback like the sidecar's pod-local port."""
+    if side.pgbouncer_stats_dsn is None:
+        raise AssertionError("the PgBouncer stats user is rendered whenever PgBouncer is")
+    port = ctx.ports["pgbouncer-metrics"]
+    ready = Check("http", url=f"http://{LOOPBACK}:{port}/metrics", timeout_s=5)
+    return Step(
+        name="pgbouncer-exporter",
+        kind="service",
+        argv=(sys.executable, "-m", "localplatform.pgbouncer_exporter", LOOPBACK, str(port)),
+        log=str(ctx.layout.log("pgbouncer-exporter")),
+        env={**ctx.python_env, "PGBOUNCER_EXPORTER_CONNECTION_STRING": side.pgbouncer_stats_dsn},
+        cwd=str(PROJECT_ROOT),
+        after=("pgbouncer",),
+        port=port,
+        ready=ready,
+        live=ready,
     )
 
 
