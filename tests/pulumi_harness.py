@@ -80,9 +80,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             case "aws:iam/role:Role":
                 outputs.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}", name=physical)
             case "aws:rds/instance:Instance":
-                outputs.update(
-                    address=f"{physical}.abc.us-east-1.rds.amazonaws.com", port=5432, identifier=physical
-                )
+                outputs.update(address=f"{physical}.abc.us-east-1.rds.amazonaws.com", port=5432, identifier=physical)
             case "aws:rds/parameterGroup:ParameterGroup" | "aws:rds/subnetGroup:SubnetGroup":
                 outputs.update(name=physical)
             case "random:index/randomPassword:RandomPassword":
