@@ -34,9 +34,9 @@ from components.tracking_server import (
     RUN_DIR,
     SECRETS_DIR,
     SERVICE_PORT,
-    _container_security,  # pyright: ignore[reportPrivateUsage]
-    _pod_security,  # pyright: ignore[reportPrivateUsage]
-    _Resources,  # pyright: ignore[reportPrivateUsage]
+    _container_security,
+    _pod_security,
+    _Resources,
     api_object,
 )
 from rendering import iam
