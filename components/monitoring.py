@@ -14,26 +14,34 @@ import pulumi_aws as aws
 
 from components.kms import rotating_key
 from rendering.alarms import AlarmSpec, DatabaseSizes, database_alarms
-from stackconfig.schema import DatabaseConfig, IngressClass, MonitoringConfig
+from rendering.pools import CapacityInputs
+from stackconfig.schema import DatabaseConfig, IngressClass, MonitoringConfig, ServerConfig
 
 ALB_NAME_PREFIX = "k8s-{namespace}-mlflow"
 """The AWS Load Balancer Controller names an Ingress's ALB ``k8s-<namespace>-<ingress>-<hash>``;
 the dashboard finds its metrics by that prefix (the ARN suffix is known only once it exists)."""
 
 
-def database_sizes(settings: DatabaseConfig) -> DatabaseSizes:
-    """The alarm inputs from the database config: what ``components.database`` tunes from."""
+def database_sizes(settings: DatabaseConfig, server: ServerConfig | None = None) -> DatabaseSizes:
+    """The alarm inputs from the config: what ``components.database`` tunes from, and the
+    server sizes the pool plan is made of."""
+    capacity = None
+    if server is not None:
+        capacity = CapacityInputs(server.max_replicas, server.workers, server.in_flight_per_worker, 0)
     return DatabaseSizes(
         instance_id_hint=settings.instance_class,
         memory_bytes=settings.memory_bytes,
         allocated_storage_gib=settings.allocated_storage_gib,
         max_connections=settings.max_connections,
+        server_capacity=capacity,
     )
 
 
 class MonitoringArgs(TypedDict):
     settings: MonitoringConfig
     database: DatabaseConfig
+    server: NotRequired[ServerConfig]
+    """For the pool plan's figure in the connections alarm's description."""
     database_instance_identifier: pulumi.Input[str]
     ingress_class: IngressClass
     namespace: str
@@ -173,7 +181,7 @@ class Monitoring(pulumi.ComponentResource):
             )
             for index, email in enumerate(settings.alarm_emails)
         ]
-        self.alarm_specs = database_alarms(database_sizes(args["database"]))
+        self.alarm_specs = database_alarms(database_sizes(args["database"], args.get("server")))
         instance = args["database_instance_identifier"]
         self.alarms = [
             aws.cloudwatch.MetricAlarm(

@@ -175,6 +175,7 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         {
             "settings": config.monitoring,
             "database": config.database,
+            "server": config.server,
             "database_instance_identifier": database.instance.identifier,
             "ingress_class": config.server.ingress.class_name,
             "namespace": config.server.namespace,

@@ -8,9 +8,12 @@ class or storage and the alarms follow: no threshold is typed anywhere else.
 
 Why these fractions:
 
-* connections at 80 %: the pool plan (``rendering.pools``) keeps every pod's PgBouncer below
-  ``max_connections`` minus a reserve, so crossing 80 % means something outside the plan (a
-  leaked session, a job connecting directly, more replicas than planned) is eating the reserve.
+* connections at 80 %: close enough to the ceiling that a burst (a migration, an operator's
+  session, a job connecting directly) could hit "too many connections". The pool plan
+  (``rendering.pools``) may legitimately reach it at full HPA scale (prod: 5 replicas × 68 + 10
+  reserved = 350 of 400); the alarm description states the plan's figure, so a page at full
+  scale reads as a capacity signal (raise the instance class or ``database.maxConnections``),
+  and below full scale as something outside the plan holding connections.
 * freeable memory under 10 %: ``shared_buffers`` takes 25 % and the page cache is expected to
   use most of the rest; under 10 % the OS starts to evict it and queries go to disk.
 * free storage under 10 % of the allocation: storage autoscaling grows the volume from there
@@ -20,10 +23,12 @@ Why these fractions:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal
 
+from .pools import CapacityInputs, plan_pools
 from .postgres import PostgresTuning, max_connections_for
 from .units import GIB
 
@@ -47,6 +52,9 @@ class DatabaseSizes:
     allocated_storage_gib: int
     max_connections: int | None = None
     """An explicit ``database.maxConnections``; None derives it from memory, as the tuning does."""
+    server_capacity: CapacityInputs | None = None
+    """The server's sizes (``database_max_connections`` is ignored: the rendered value is used),
+    for the pool plan's connection ceiling in the alarm description."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,18 @@ def free_storage_threshold_bytes(sizes: DatabaseSizes) -> int:
     return math.floor(sizes.allocated_storage_gib * GIB * FREE_STORAGE_FRACTION)
 
 
+def planned_connections(sizes: DatabaseSizes) -> int | None:
+    """The most connections the pool plan opens at full scale (None without server sizes)."""
+    if sizes.server_capacity is None:
+        return None
+    inputs = dataclasses.replace(sizes.server_capacity, database_max_connections=rendered_max_connections(sizes))
+    return plan_pools(inputs).database_connections_at_max_scale
+
+
 def database_alarms(sizes: DatabaseSizes) -> tuple[AlarmSpec, ...]:
     max_connections = rendered_max_connections(sizes)
+    planned = planned_connections(sizes)
+    plan = f"; the pool plan opens up to {planned} at full scale" if planned is not None else ""
     return (
         AlarmSpec(
             key="cpu",
@@ -126,7 +144,7 @@ def database_alarms(sizes: DatabaseSizes) -> tuple[AlarmSpec, ...]:
             unit_label="connections",
             description=(
                 f"RDS connections >= {CONNECTIONS_FRACTION:.0%} of the rendered max_connections "
-                f"({max_connections}): something outside the pool plan holds connections"
+                f"({max_connections}){plan}"
             ),
         ),
     )
