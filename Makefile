@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 STATE ?= .local
 PYTEST := $(PY) -m pytest -p no:cacheprovider
-LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images mlflowops examples
+LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images mlflowops examples plugins
 
 .PHONY: setup setup-test test-ops test-integration up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
 

@@ -106,6 +106,7 @@ class Context:
             in_flight_per_worker=SERVER.in_flight_per_worker,
             auth_cache_ttl_seconds=SERVER.auth_cache_ttl_seconds,
             basic_auth=self.options.auth != "off",
+            batched_executemany=self.options.batched_executemany,
         )
 
 

@@ -26,6 +26,8 @@ class PlatformOptions:
     access_mode: ArtifactAccessMode = ArtifactsConfig().access_mode
     auth: AuthMode = "ours"
     pooler: PoolerMode = "pgbouncer"
+    batched_executemany: bool = True
+    """The tracking store's engine plugin (rendering.engine_plugin); off only to measure it."""
     workers: int = 2
     """uvicorn workers; 2 on a 2-core machine."""
     max_connections: int | None = None
@@ -50,6 +52,7 @@ class PlatformOptions:
             "access_mode": self.access_mode,
             "auth": self.auth,
             "pooler": self.pooler,
+            "batched_executemany": self.batched_executemany,
             "workers": self.workers,
             "max_connections": self.max_connections,
             "postgres_memory_mb": self.postgres_memory_mb,
