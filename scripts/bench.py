@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,6 +117,8 @@ class Measurement:
     pg_transactions: int
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list, repr=False)
+    """Raw client latencies (s), to merge rounds; not written out."""
 
     @property
     def metrics_per_s(self) -> float:
@@ -169,7 +172,32 @@ class Harness:
             process_tree_cpu_seconds(mlflow_pid) - cpu_before,
             self.pg_commits() - commits_before,
             notes,
+            latencies=latencies,
         )
+
+
+def merged(rounds: list[Measurement]) -> Measurement:
+    """Rounds of one mode, interleaved with other modes, as one figure."""
+    first = rounds[0]
+    latencies = [x for r in rounds for x in r.latencies]
+    errors: dict[str, int] = {}
+    for r in rounds:
+        for key, value in r.errors.items():
+            errors[key] = errors.get(key, 0) + value
+    return Measurement(
+        first.scenario,
+        first.mode,
+        sum(r.metrics for r in rounds),
+        sum(r.seconds for r in rounds),
+        sum(r.requests for r in rounds),
+        errors,
+        _percentile(latencies, 0.50),
+        _percentile(latencies, 0.99),
+        sum(r.server_cpu_s for r in rounds),
+        sum(r.pg_transactions for r in rounds),
+        f"{first.notes}; {len(rounds)} interleaved rounds".lstrip("; "),
+        latencies=latencies,
+    )
 
 
 def in_threads(count: int, body: Callable[[int], None]) -> None:
@@ -229,7 +257,6 @@ def guide_log_metrics_batched(run_id: str, metrics_buffer: list[tuple[int, dict[
 def logging_modes(h: Harness, threads: int, scale: int) -> list[Measurement]:
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.entities import Metric
 
     from mlflowops.batching import BatchingMetricLogger
 
@@ -294,58 +321,107 @@ def logging_modes(h: Harness, threads: int, scale: int) -> list[Measurement]:
         )
     )
 
-    now = int(time.time() * 1000)
-    for size, keys, label in (
-        (100, 10, "log_batch 100"),
-        (1000, 10, "log_batch 1000 (10 keys × 100 steps)"),
-        (1000, 1000, "log_batch 1000 (1000 distinct keys)"),
-    ):
-        ids = runs(threads)
-        batches = max(2, (20 * scale * 1000) // (size * threads))
+    for size, keys, label in BATCH_SHAPES:
+        results.append(log_batch_load(h, client, experiment, threads, size, keys, label, 20 * scale * 1000))
 
-        def batch(i: int, size: int = size, keys: int = keys, batches: int = batches, ids: list[str] = ids) -> None:
-            for b in range(batches):
-                metrics = [Metric(f"m{j % keys}", float(j), now, b * (size // keys) + j // keys) for j in range(size)]
-                client.log_batch(ids[i], metrics=metrics)
+    # One run at a time, like a training process: MLflow's async queue is per process and merges
+    # only consecutive entries of the same run, so runs logged from several threads at once would
+    # each get one request per metric.
+    ids = runs(1)
+    steps = 2000 * scale
 
-        results.append(h.measure("logging", label, threads * batches * size, lambda: in_threads(threads, batch)))
-
-    ids = runs(threads)
-    steps = 500 * scale
-
-    def asynchronous(i: int) -> None:
+    def asynchronous() -> None:
+        # The client API with a run id: ``mlflow.log_metric(run_id=...)`` would first fetch the
+        # run synchronously on every call (one extra request per metric).
         for s in range(steps):
-            mlflow.log_metric("loss", 0.1 * s, step=s, run_id=ids[i], synchronous=False)
+            client.log_metric(ids[0], "loss", 0.1 * s, step=s, synchronous=False)
         mlflow.flush_async_logging()
 
     results.append(
         h.measure(
             "logging",
             "MLflow async logging",
-            threads * steps,
-            lambda: in_threads(threads, asynchronous),
-            notes="log_metric(synchronous=False)",
+            steps,
+            asynchronous,
+            notes="MlflowClient.log_metric(synchronous=False), 1 run, flushed at the end",
         )
     )
     return results
 
 
+BATCH_SHAPES = (
+    (100, 10, "log_batch 100"),
+    (1000, 10, "log_batch 1000 (10 keys × 100 steps)"),
+    (1000, 1000, "log_batch 1000 (1000 distinct keys)"),
+)
+REALISTIC_1000, WIDE_1000 = BATCH_SHAPES[1], BATCH_SHAPES[2]
+
+
+def log_batch_load(
+    h: Harness, client: Any, experiment: str, threads: int, size: int, keys: int, label: str, total: int
+) -> Measurement:
+    """``threads`` runs, each sent ``log_batch`` of ``size`` metrics over ``keys`` keys (steps
+    advance per batch, like a training loop), ``total`` metrics in all."""
+    from mlflow.entities import Metric
+
+    ids = [client.create_run(experiment).info.run_id for _ in range(threads)]
+    batches = max(2, total // (size * threads))
+    now = int(time.time() * 1000)
+
+    def batch(i: int) -> None:
+        for b in range(batches):
+            metrics = [Metric(f"m{j % keys}", float(j), now, b * (size // keys) + j // keys) for j in range(size)]
+            client.log_batch(ids[i], metrics=metrics)
+
+    return h.measure("logging", label, threads * batches * size, lambda: in_threads(threads, batch))
+
+
+def training_job_identity(instance: LocalPlatform, experiment: str) -> dict[str, str]:
+    """A non-admin user with EDIT on the experiment, like a training job's: admins skip MLflow's
+    permission checks, so measuring as admin would hide part of the cost of auth."""
+    import secrets as token
+
+    from mlflowops.authapi import AuthApi
+
+    env = instance.client_env()
+    if "MLFLOW_TRACKING_USERNAME" not in env:
+        return {}
+    api = AuthApi(env["MLFLOW_TRACKING_URI"])
+    username, password = f"bench-job-{token.token_hex(4)}", token.token_urlsafe(24)
+    api.create_user(username, password)
+    api.grant(username, "experiment", experiment, "EDIT")
+    return {"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
+
+
 def auth_load(h: Harness, label: str, threads: int, seconds: float) -> Measurement:
+    """One ``log_metric`` per request for ``seconds``, as a training job's user: the request rate
+    shows the per-request cost of authentication and permission checks."""
     from mlflow import MlflowClient
 
-    client = MlflowClient()
-    experiment = client.create_experiment(f"bench/auth/{label}/{int(time.time())}")
-    ids = [client.create_run(experiment).info.run_id for _ in range(threads)]
-    counts = [0] * threads
+    experiment = MlflowClient().create_experiment(f"bench/auth/{label}/{uuid.uuid4().hex[:8]}")
+    identity = training_job_identity(h.platform, experiment)
+    saved = {k: os.environ.get(k) for k in identity}
+    os.environ.update(identity)  # the client reads credentials per request
+    try:
+        client = MlflowClient()
+        ids = [client.create_run(experiment).info.run_id for _ in range(threads)]
+        counts = [0] * threads
 
-    def body(i: int) -> None:
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline:
-            client.log_metric(ids[i], "loss", 1.0, step=counts[i])
-            counts[i] += 1
+        def body(i: int) -> None:
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                client.log_metric(ids[i], "loss", 1.0, step=counts[i])
+                counts[i] += 1
 
-    measurement = h.measure("auth", label, 0, lambda: in_threads(threads, body))
+        measurement = h.measure("auth", label, 0, lambda: in_threads(threads, body))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     measurement.metrics = sum(counts)
+    measurement.notes = "as a non-admin user with EDIT" if identity else "no users"
     return measurement
 
 
@@ -383,6 +459,48 @@ def concurrency(h: Harness, label: str, jobs: int, deadline_s: float) -> Measure
     measurement.extra = {"jobs": jobs, "outcomes": outcome}
     measurement.metrics = outcome.get("ok", 0) * 300
     return measurement
+
+
+AUTH_OURS = "basic-auth, our settings (cache 60 s)"
+AUTH_OFF = "no auth"
+AUTH_DEFAULTS = "basic-auth, MLflow defaults (no cache)"
+SIDE_BY_SIDE: dict[str, dict[str, Any]] = {
+    "unbatched": {"batched_executemany": False},
+    "no-auth": {"auth": "off"},
+    "mlflow-defaults": {"auth": "mlflow-defaults"},
+}
+"""Variants started next to ``ours`` for the interleaved comparisons (same defaults otherwise)."""
+
+
+def _client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def _experiment(purpose: str) -> str:
+    return str(_client().create_experiment(f"bench/{purpose}/{uuid.uuid4().hex[:8]}"))
+
+
+def interleaved(
+    requests: RequestLog,
+    variants: dict[str, LocalPlatform],
+    rounds: int,
+    load: Callable[[Harness, str, Any], Measurement],
+    shapes: tuple[Any, ...],
+) -> list[Measurement]:
+    """``load`` on each variant in turn, ``rounds`` times (the order rotates each round), merged
+    per variant and shape."""
+    collected: dict[tuple[str, int], list[Measurement]] = {}
+    labels = list(variants)
+    for round_index in range(rounds):
+        order = labels[round_index % len(labels) :] + labels[: round_index % len(labels)]
+        for shape_index, shape in enumerate(shapes):
+            for label in order:
+                with client_env(variants[label]):
+                    measurement = load(Harness(variants[label], requests), label, shape)
+                collected.setdefault((label, shape_index), []).append(measurement)
+    return [merged(collected[(label, i)]) for i in range(len(shapes)) for label in labels]
 
 
 def copy_ceiling(instance: LocalPlatform, rows: int) -> dict[str, float]:
@@ -458,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=1, help="multiply the work of the ingest modes")
     parser.add_argument("--jobs", type=int, nargs="+", default=[50, 200, 500])
     parser.add_argument("--max-connections", type=int, default=60, help="Postgres max_connections, both poolers")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the side-by-side comparisons")
+    parser.add_argument("--auth-seconds", type=float, default=5.0, help="length of one auth round per variant")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 
@@ -469,22 +589,51 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="mlflow-bench-"))
     say = (lambda _: None) if args.quiet else print
     try:
-        say("ingest and auth (ours: basic-auth with cache, PgBouncer, TLS)")
-        with platform(work / "ours", False, max_connections=args.max_connections) as ours, client_env(ours):
-            h = Harness(ours, requests)
-            results += logging_modes(h, args.threads, args.scale)
-            results.append(auth_load(h, "basic-auth, our settings (cache 60 s)", 8, 8))
-            for jobs in args.jobs:
-                say(f"  {jobs} concurrent jobs through PgBouncer")
-                results.append(concurrency(h, "PgBouncer", jobs, deadline_s=120))
-            ceiling = copy_ceiling(ours, 200_000)
-        for label, options in (
-            ("no auth", {"auth": "off"}),
-            ("basic-auth, MLflow defaults (no cache)", {"auth": "mlflow-defaults"}),
-        ):
-            say(f"auth: {label}")
-            with platform(work / label.split()[0], False, **options) as other, client_env(other):
-                results.append(auth_load(Harness(other, requests), label, 8, 8))
+        with contextlib.ExitStack() as stack:
+            say("ours (basic-auth with cache, PgBouncer, TLS, batched executemany)")
+            ours = stack.enter_context(platform(work / "ours", False, max_connections=args.max_connections))
+            with client_env(ours):
+                h = Harness(ours, requests)
+                results += logging_modes(h, args.threads, args.scale)
+                for jobs in args.jobs:
+                    say(f"  {jobs} concurrent jobs through PgBouncer")
+                    results.append(concurrency(h, "PgBouncer", jobs, deadline_s=120))
+                ceiling = copy_ceiling(ours, 200_000)
+            # Side by side: every variant runs at once and the rounds alternate between them, so
+            # a noisy neighbour slows all of them alike and the ratios hold.
+            variants = {"ours": ours}
+            for name, options in SIDE_BY_SIDE.items():
+                say(f"starting {name}")
+                variants[name] = stack.enter_context(platform(work / name, False, **options))
+            say("engine plugin: batched vs unbatched executemany, log_batch 1000")
+            results += interleaved(
+                requests,
+                {"batched executemany (ours)": variants["ours"], "unbatched executemany": variants["unbatched"]},
+                args.rounds,
+                lambda h, label, shape: log_batch_load(
+                    h,
+                    _client(),
+                    _experiment("plugin"),
+                    args.threads,
+                    shape[0],
+                    shape[1],
+                    f"{shape[2]}, {label}",
+                    16000 * args.scale,
+                ),
+                shapes=(REALISTIC_1000, WIDE_1000),
+            )
+            say("auth: ours vs no auth vs MLflow's defaults, one log_metric per request")
+            results += interleaved(
+                requests,
+                {
+                    AUTH_OURS: variants["ours"],
+                    AUTH_OFF: variants["no-auth"],
+                    AUTH_DEFAULTS: variants["mlflow-defaults"],
+                },
+                args.rounds,
+                lambda h, label, _: auth_load(h, label, 8, args.auth_seconds),
+                shapes=(None,),
+            )
         say("concurrency straight to PostgreSQL (same max_connections)")
         with (
             platform(work / "direct", False, pooler="direct", max_connections=args.max_connections) as direct,
@@ -518,8 +667,8 @@ def main(argv: list[str] | None = None) -> int:
     chart(results, args.out / "ingest.png")
     print(table)
     auth = {r.mode: r.requests_per_s for r in results if r.scenario == "auth"}
-    ours_rps = auth.get("basic-auth, our settings (cache 60 s)", 0.0)
-    off_rps = auth.get("no auth", 0.0)
+    ours_rps = auth.get(AUTH_OURS, 0.0)
+    off_rps = auth.get(AUTH_OFF, 0.0)
     if off_rps:
         print(f"auth overhead of our settings: {1 - ours_rps / off_rps:.1%} of the no-auth throughput")
     guide = next((r for r in results if r.mode == "guide log_metrics_batched"), None)
