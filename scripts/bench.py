@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import platform as host
+import shutil
 import sys
 import tempfile
 import threading
@@ -117,6 +118,8 @@ class Measurement:
     pg_transactions: int
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    refused_503: int = 0
+    """Requests the admission proxy refused with 503 (the client retried them): nginx's log."""
     latencies: list[float] = field(default_factory=list, repr=False)
     """Raw client latencies (s), to merge rounds; not written out."""
 
@@ -150,8 +153,15 @@ class Harness:
             row = cursor.fetchone()
             return int(row[0]) if row else 0
 
+    def admission_refusals(self) -> int:
+        log = self.platform.layout.log("nginx")
+        with contextlib.suppress(OSError), log.open(errors="replace") as lines:
+            return sum(1 for line in lines if "limiting connections by zone" in line)
+        return 0
+
     def measure(self, scenario: str, mode: str, metrics: int, work: Callable[[], None], notes: str = "") -> Measurement:
         mlflow_pid = self.platform.component("mlflow").pid or 0
+        refused_before = self.admission_refusals()
         count_before, errors_before = self.requests.snapshot()
         cpu_before, commits_before = process_tree_cpu_seconds(mlflow_pid), self.pg_commits()
         start = time.perf_counter()
@@ -172,6 +182,7 @@ class Harness:
             process_tree_cpu_seconds(mlflow_pid) - cpu_before,
             self.pg_commits() - commits_before,
             notes,
+            refused_503=self.admission_refusals() - refused_before,
             latencies=latencies,
         )
 
@@ -196,6 +207,7 @@ def merged(rounds: list[Measurement]) -> Measurement:
         sum(r.server_cpu_s for r in rounds),
         sum(r.pg_transactions for r in rounds),
         f"{first.notes}; {len(rounds)} interleaved rounds".lstrip("; "),
+        refused_503=sum(r.refused_503 for r in rounds),
         latencies=latencies,
     )
 
@@ -472,6 +484,100 @@ SIDE_BY_SIDE: dict[str, dict[str, Any]] = {
 """Variants started next to ``ours`` for the interleaved comparisons (same defaults otherwise)."""
 
 
+TUNING: dict[str, dict[str, Any]] = {
+    "in-flight 1/worker": {"in_flight_per_worker": 1},
+    "in-flight 2/worker": {"in_flight_per_worker": 2},
+    "in-flight 4/worker (default), 2 workers (default)": {},
+    "in-flight 8/worker": {"in_flight_per_worker": 8},
+    "1 worker": {"workers": 1},
+    "4 workers": {"workers": 4},
+}
+"""Variants of the defaults (in-flight 4 per worker, 2 workers), each with room for its pools."""
+for _options in TUNING.values():
+    _options.setdefault("max_connections", 200)
+
+
+def tuning_load(h: Harness, label: str, threads: int, seconds: float) -> Measurement:
+    """``threads`` training loops at once, each sending ``log_batch`` of 100 (10 keys × 10
+    steps) back to back for ``seconds``: more than any admission limit here lets through."""
+    from mlflow.entities import Metric
+
+    client = _client()
+    experiment = _experiment(f"tuning/{label}")
+    ids = [client.create_run(experiment).info.run_id for _ in range(threads)]
+    sent = [0] * threads
+    now = int(time.time() * 1000)
+
+    def loop(i: int) -> None:
+        deadline = time.perf_counter() + seconds
+        step = 0
+        while time.perf_counter() < deadline:
+            client.log_batch(ids[i], metrics=[Metric(f"m{j % 10}", 1.0, now, step + j // 10) for j in range(100)])
+            step += 10
+            sent[i] += 100
+
+    measurement = h.measure("tuning", label, 0, lambda: in_threads(threads, loop))
+    measurement.metrics = sum(sent)
+    return measurement
+
+
+PROFILE_FRAMES = {
+    "log_batch": ("log_batch (",),
+    "executemany (one statement per row or batched)": ("executemany (", "execute_batch (", "do_executemany ("),
+    "basic-auth and permission checks": ("mlflow/server/auth/",),
+    "request parsing": ("_get_request_message (", "parse_dict ("),
+}
+
+
+def profile(instance: LocalPlatform, out: Path, work: Callable[[], Any]) -> dict[str, float]:
+    """Samples the MLflow server's processes with py-spy while ``work`` runs; returns the share
+    of busy samples whose stack passes through each of :data:`PROFILE_FRAMES` (and keeps the
+    collapsed stacks in ``out`` for a flame graph)."""
+    import signal
+    import subprocess
+
+    pid = instance.component("mlflow").pid
+    spy = Path(sys.executable).parent / "py-spy"
+    if pid is None or not spy.exists():
+        return {}
+    recorder = subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--rate",
+            "100",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # attached before the load starts
+    try:
+        work()
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(60)
+    total, hits = 0, dict.fromkeys(PROFILE_FRAMES, 0)
+    with contextlib.suppress(OSError), out.open() as lines:
+        for line in lines:
+            stack, _, count_text = line.rstrip().rpartition(" ")
+            if not count_text.isdigit():
+                continue
+            count = int(count_text)
+            total += count
+            for name, needles in PROFILE_FRAMES.items():
+                if any(needle in stack for needle in needles):
+                    hits[name] += count
+    return {name: hit / total for name, hit in hits.items()} if total else {}
+
+
 def _client() -> Any:
     from mlflow import MlflowClient
 
@@ -531,8 +637,8 @@ def markdown(results: list[Measurement], ceiling: dict[str, float], machine: dic
         f"# Benchmark ({machine['when']}, {machine['cpus']} CPUs, {machine['python']}, MLflow {machine['mlflow']})",
         "",
         "| scenario | mode | metrics | s | metrics/s | req | req/s | p50 ms | p99 ms | server CPU s | PG xacts "
-        "| errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| 503 retried | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         errors = ", ".join(f"{k}: {v}" for k, v in r.errors.items()) or "0"
@@ -541,7 +647,7 @@ def markdown(results: list[Measurement], ceiling: dict[str, float], machine: dic
         lines.append(
             f"| {r.scenario} | {r.mode} | {r.metrics} | {r.seconds:.1f} | {r.metrics_per_s:,.0f} | {r.requests} | "
             f"{r.requests_per_s:,.1f} | {r.p50_ms:.0f} | {r.p99_ms:.0f} | {r.server_cpu_s:.1f} | {r.pg_transactions} "
-            f"| {errors} |"
+            f"| {r.refused_503} | {errors} |"
         )
     best = max((r.metrics_per_s for r in results if r.scenario == "logging"), default=0.0)
     lines += [
@@ -550,6 +656,59 @@ def markdown(results: list[Measurement], ceiling: dict[str, float], machine: dic
         f"{best / ceiling['rows_per_s']:.1%} of it.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def summary(results: list[Measurement]) -> list[str]:
+    """The figures the issue's targets and the capacity note are about, from this run."""
+    from rendering.capacity import MEASURED, Demand, MeasuredCost, ReplicaShape, estimate
+
+    def find(mode: str) -> Measurement | None:
+        return next((r for r in results if r.mode == mode), None)
+
+    lines: list[str] = []
+    ours, off = find(AUTH_OURS), find(AUTH_OFF)
+    if ours and off and off.requests_per_s:
+        lines.append(
+            f"auth overhead of our settings: {1 - ours.requests_per_s / off.requests_per_s:.1%} of the no-auth "
+            f"throughput ({ours.requests_per_s:.1f} vs {off.requests_per_s:.1f} req/s; target <= 15 %)"
+        )
+    for shape, target in ((REALISTIC_1000, 15_000), (WIDE_1000, 8_000)):
+        batched = find(f"{shape[2]}, batched executemany (ours)")
+        unbatched = find(f"{shape[2]}, unbatched executemany")
+        if batched and unbatched and unbatched.metrics_per_s:
+            cpu_batched = batched.server_cpu_s * 1e6 / batched.metrics
+            cpu_unbatched = unbatched.server_cpu_s * 1e6 / unbatched.metrics
+            lines.append(
+                f"{shape[2]}: {batched.metrics_per_s:,.0f} metrics/s batched vs {unbatched.metrics_per_s:,.0f} "
+                f"unbatched ({batched.metrics_per_s / unbatched.metrics_per_s:.2f}×; server CPU per 1,000 metrics "
+                f"{cpu_batched:.0f} vs {cpu_unbatched:.0f} ms;"
+                f" target {target:,} metrics/s)"
+            )
+    for label in ("PgBouncer", "direct to PostgreSQL"):
+        for r in results:
+            if r.scenario == "concurrency" and r.mode == label:
+                outcomes = r.extra.get("outcomes", {})
+                failed = sum(v for k, v in outcomes.items() if k != "ok")
+                lines.append(f"{r.extra.get('jobs')} concurrent jobs, {label}: {failed} failed ({outcomes})")
+    guide, helper = find("guide log_metrics_batched"), find("batching helper (mlflowops)")
+    if guide and helper and helper.requests:
+        ratio = (guide.requests / guide.metrics) / (helper.requests / helper.metrics)
+        lines.append(f"requests per metric, guide helper vs ours: {ratio:.0f}× fewer with ours (target >= 50×)")
+    realistic = find(f"{REALISTIC_1000[2]}, batched executemany (ours)")
+    if ours and ours.requests and realistic and realistic.metrics:
+        cost = MeasuredCost(
+            cpu_ms_per_request=round(ours.server_cpu_s * 1000 / ours.requests, 1),
+            cpu_ms_per_1000_metrics=round(realistic.server_cpu_s * 1e6 / realistic.metrics, 1),
+            measured="this run",
+        )
+        prod = estimate(Demand(150, 20_000), ReplicaShape(2, 2), cost)
+        lines.append(
+            f"server CPU: {cost.cpu_ms_per_request} ms per small request, {cost.cpu_ms_per_1000_metrics} ms per "
+            f"1,000 metrics (rendering/capacity.py has {MEASURED.cpu_ms_per_request} and "
+            f"{MEASURED.cpu_ms_per_1000_metrics}); a prod replica (cpu 2, 2 workers) carries "
+            f"{prod.requests_per_s_per_replica:.0f} req/s or {prod.metrics_per_s_per_replica:,.0f} metrics/s"
+        )
+    return lines
 
 
 def chart(results: list[Measurement], path: Path) -> None:
@@ -587,6 +746,8 @@ def main(argv: list[str] | None = None) -> int:
     requests.install()
     results: list[Measurement] = []
     work = Path(tempfile.mkdtemp(prefix="mlflow-bench-"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    profiles: dict[str, dict[str, float]] = {}
     say = (lambda _: None) if args.quiet else print
     try:
         with contextlib.ExitStack() as stack:
@@ -601,10 +762,11 @@ def main(argv: list[str] | None = None) -> int:
                 ceiling = copy_ceiling(ours, 200_000)
             # Side by side: every variant runs at once and the rounds alternate between them, so
             # a noisy neighbour slows all of them alike and the ratios hold.
+            side = stack.enter_context(contextlib.ExitStack())
             variants = {"ours": ours}
             for name, options in SIDE_BY_SIDE.items():
                 say(f"starting {name}")
-                variants[name] = stack.enter_context(platform(work / name, False, **options))
+                variants[name] = side.enter_context(platform(work / name, False, **options))
             say("engine plugin: batched vs unbatched executemany, log_batch 1000")
             results += interleaved(
                 requests,
@@ -622,6 +784,24 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 shapes=(REALISTIC_1000, WIDE_1000),
             )
+            say("profile: where the server's time goes, wide log_batch 1000, batched vs unbatched")
+            for label, name in (("batched executemany (ours)", "ours"), ("unbatched executemany", "unbatched")):
+                with client_env(variants[name]):
+                    h = Harness(variants[name], requests)
+                    profiles[label] = profile(
+                        variants[name],
+                        args.out / f"profile-{name}.collapsed",
+                        lambda h=h: log_batch_load(
+                            h,
+                            _client(),
+                            _experiment("profile"),
+                            args.threads,
+                            WIDE_1000[0],
+                            WIDE_1000[1],
+                            "profiled",
+                            16000 * args.scale,
+                        ),
+                    )
             say("auth: ours vs no auth vs MLflow's defaults, one log_metric per request")
             results += interleaved(
                 requests,
@@ -632,6 +812,19 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 args.rounds,
                 lambda h, label, _: auth_load(h, label, 8, args.auth_seconds),
+                shapes=(None,),
+            )
+            side.close()
+            say("tuning: admission limit and workers under 16 clients sending log_batch 100")
+            tuning = {}
+            for name, options in TUNING.items():
+                say(f"starting {name}")
+                tuning[name] = stack.enter_context(platform(work / name.replace(" ", "-"), False, **options))
+            results += interleaved(
+                requests,
+                tuning,
+                args.rounds,
+                lambda h, label, _: tuning_load(h, label, 16, args.auth_seconds),
                 shapes=(None,),
             )
         say("concurrency straight to PostgreSQL (same max_connections)")
@@ -645,6 +838,8 @@ def main(argv: list[str] | None = None) -> int:
     except PlatformError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the platforms are stopped; their data is not needed
 
     machine = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -657,25 +852,29 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "machine": machine,
         "results": [
-            {**asdict(r), "metrics_per_s": r.metrics_per_s, "requests_per_s": r.requests_per_s} for r in results
+            {
+                **{k: v for k, v in asdict(r).items() if k != "latencies"},
+                "metrics_per_s": r.metrics_per_s,
+                "requests_per_s": r.requests_per_s,
+            }
+            for r in results
         ],
         "copy_ceiling": ceiling,
+        "profiles": profiles,
     }
+    lines = summary(results)
+    for label, shares in profiles.items():
+        lines.append(
+            f"profile, wide log_batch 1000, {label}: "
+            + ", ".join(f"{share:.0%} {name}" for name, share in shares.items())
+            + " (share of the server's busy samples)"
+        )
+    document["summary"] = lines
     (args.out / "results.json").write_text(json.dumps(document, indent=2))
-    table = markdown(results, ceiling, machine)
+    table = markdown(results, ceiling, machine) + "\n" + "\n".join(f"- {line}" for line in lines) + "\n"
     (args.out / "results.md").write_text(table)
     chart(results, args.out / "ingest.png")
     print(table)
-    auth = {r.mode: r.requests_per_s for r in results if r.scenario == "auth"}
-    ours_rps = auth.get(AUTH_OURS, 0.0)
-    off_rps = auth.get(AUTH_OFF, 0.0)
-    if off_rps:
-        print(f"auth overhead of our settings: {1 - ours_rps / off_rps:.1%} of the no-auth throughput")
-    guide = next((r for r in results if r.mode == "guide log_metrics_batched"), None)
-    ours_helper = next((r for r in results if r.mode.startswith("batching helper")), None)
-    if guide and ours_helper and ours_helper.requests:
-        per_metric = (guide.requests / guide.metrics) / (ours_helper.requests / ours_helper.metrics)
-        print(f"requests per metric, guide helper vs ours: {per_metric:.0f}× fewer with ours")
     print(f"written to {args.out}/ (results.json, results.md, ingest.png)")
     return 0
 

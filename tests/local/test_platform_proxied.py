@@ -328,9 +328,7 @@ def test_admission_limit_answers_the_excess_with_a_retryable_503_and_clients_get
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    from localplatform.components import SERVER
-
-    requests_at_once = 3 * platform.options.workers * SERVER.in_flight_per_worker
+    requests_at_once = 3 * platform.options.workers * platform.options.in_flight_per_worker
     env = platform.client_env()
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
