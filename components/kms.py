@@ -10,11 +10,17 @@ DELETION_WINDOW_DAYS = 30
 
 
 def rotating_key(
-    resource_name: str, description: str, tags: dict[str, str], opts: pulumi.ResourceOptions
+    resource_name: str,
+    description: str,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+    policy: pulumi.Input[str] | None = None,
 ) -> aws.kms.Key:
+    """``policy``: a key policy when an AWS service must use the key (None: the account default)."""
     return aws.kms.Key(
         resource_name,
         description=description,
+        policy=policy,
         enable_key_rotation=True,
         deletion_window_in_days=DELETION_WINDOW_DAYS,
         tags=tags,

@@ -24,7 +24,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from rendering.capacity import HPA_TARGET_CPU_UTILISATION_PERCENT
-from rendering.images import PGBOUNCER_IMAGE, PGBOUNCER_VERSION, PROXY_IMAGE
+from rendering.images import PGBOUNCER_EXPORTER_IMAGE, PGBOUNCER_IMAGE, PGBOUNCER_VERSION, PROXY_IMAGE
 from rendering.ingress import IngressSettings, ingress_nginx_annotations
 from rendering.mlflow_server import ArtifactAccessMode, S3Client
 from rendering.proxy import ProxySite, render_proxy_conf
@@ -35,7 +35,7 @@ from rendering.server_side import (
     TargetParameters,
     render_server_side,
 )
-from stackconfig.schema import ServerConfig, ServiceAccountRef
+from stackconfig.schema import MonitoringConfig, ServerConfig, ServiceAccountRef
 
 APP = "mlflow"
 UID = 10001
@@ -43,6 +43,14 @@ UID = 10001
 MLFLOW_PORT = 5000
 PGBOUNCER_PORT = 6432
 PROXY_PORT = 8080
+PGBOUNCER_METRICS_PORT = 9127
+"""The PgBouncer exporter sidecar's port (its default)."""
+METRICS_DIR = "/run/mlflow-metrics"
+"""In-memory emptyDir: the Prometheus multiprocess directory every uvicorn worker writes to."""
+POD_IP_HOST = "$(POD_IP)"
+"""Kubernetes expands it in the command from the container's env (the pod's IP): Prometheus
+scrapes ``<pod IP>:8080`` and sends that as Host, which the Host check must admit."""
+GC_COMPONENT = "garbage-collection"
 SERVICE_PORT = 80
 RDS_CA_IN_IMAGE = "/etc/ssl/rds/global-bundle.pem"
 RUN_DIR = "/run/mlflow"
@@ -76,6 +84,8 @@ class TrackingServerArgs(TypedDict):
     ingress_settings: NotRequired[IngressSettings]
     acm_certificate_arn: NotRequired[pulumi.Input[str]]
     """ALB: the certificate the stack issued (create mode); else ``settings.ingress``'s ARN."""
+    monitoring: NotRequired[MonitoringConfig]
+    """Who may scrape the metrics ports (default: ``MonitoringConfig()``)."""
 
 
 def api_object(spec: Mapping[str, Any]) -> Any:
@@ -111,8 +121,8 @@ def pod_target(
         pgbouncer_auth_file=f"{RUN_DIR}/userlist.txt",
         server_bind_host="0.0.0.0",
         server_port=MLFLOW_PORT,
-        public_host_names=(settings.host, *service_names),
-        public_ports=(443, SERVICE_PORT),
+        public_host_names=(settings.host, *service_names, POD_IP_HOST),
+        public_ports=(443, SERVICE_PORT, PROXY_PORT),
         auth_config_path=f"{RUN_DIR}/auth.ini",
         server_pgpassfile=f"{RUN_DIR}/server.pgpass",
         migrator_pgpassfile=f"{RUN_DIR}/migrator.pgpass",
@@ -123,6 +133,7 @@ def pod_target(
         workers=settings.workers,
         max_replicas=settings.max_replicas,
         database_max_connections=max_connections,
+        prometheus_dir=METRICS_DIR,
     )
 
 
@@ -194,6 +205,7 @@ class TrackingServer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "mlflow-platform"}
         server_labels = {**labels, "app.kubernetes.io/component": "tracking-server"}
+        self.server_labels = dict(server_labels)
         job_labels = {**labels, "app.kubernetes.io/component": "db-migration"}
 
         secrets = self._generate_secrets(name)
@@ -207,6 +219,8 @@ class TrackingServer(pulumi.ComponentResource):
             database["master_password"],
             secrets["flask_key"],
             secrets["admin_password"],
+            secrets["stats_password"],
+            secrets["stats_salt"],
         ).apply(
             lambda v: render_server_side(
                 pod_target(
@@ -231,6 +245,8 @@ class TrackingServer(pulumi.ComponentResource):
                     migrator_password=v[5],
                     flask_secret_key=v[6],
                     admin_password=v[7],
+                    stats_password=v[8],
+                    stats_salt=base64.b64decode(v[9]),
                 ),
             )
         )
@@ -271,6 +287,7 @@ class TrackingServer(pulumi.ComponentResource):
                     key: secret(lambda r, k=key: r.launch.secret_env[k])
                     for key in ("MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_AUTH_ADMIN_PASSWORD")
                 },
+                "PGBOUNCER_EXPORTER_CONNECTION_STRING": secret(lambda r: r.pgbouncer_stats_dsn),
             },
             opts=in_ns,
         )
@@ -371,6 +388,8 @@ class TrackingServer(pulumi.ComponentResource):
         self.namespace = pulumi.Output.from_input(ns)
         self.admin_username = pulumi.Output.from_input("admin")
         self.admin_password = pulumi.Output.secret(secrets["admin_password"])
+        self.app_role_password = pulumi.Output.secret(secrets["app_password"])
+        """For the gc CronJob (components.garbage_collection), which connects as the app role."""
         self.migration_job_name = pulumi.Output.from_input(job_name)
         self.register_outputs(
             {
@@ -391,7 +410,10 @@ class TrackingServer(pulumi.ComponentResource):
             return random.RandomPassword(f"{name}-{suffix}", length=length, special=False, opts=child).result
 
         salt = random.RandomBytes(f"{name}-app-role-salt", length=16, opts=child)
+        stats_salt = random.RandomBytes(f"{name}-pgbouncer-stats-salt", length=16, opts=child)
         return {
+            "stats_password": password("pgbouncer-stats-password", 40),
+            "stats_salt": stats_salt.base64,
             "app_password": password("app-role-password", 40),
             "app_salt": salt.base64,
             "flask_key": password("flask-secret-key", 64),
@@ -492,7 +514,10 @@ class TrackingServer(pulumi.ComponentResource):
             {"name": key, "valueFrom": {"secretKeyRef": {"name": f"{APP}-server", "key": key}}}
             for key in ("MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_AUTH_ADMIN_PASSWORD")
         ]
-        env = public(lambda r: [{"name": k, "value": v} for k, v in sorted(r.launch.env.items())] + secret_env)
+        pod_ip = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+        env = public(
+            lambda r: [pod_ip] + [{"name": k, "value": v} for k, v in sorted(r.launch.env.items())] + secret_env
+        )
         small = _Resources("50m", "64Mi").spec()
         pgbouncer = {
             "name": "pgbouncer",
@@ -540,7 +565,28 @@ class TrackingServer(pulumi.ComponentResource):
                 {"name": "run", "mountPath": RUN_DIR, "readOnly": True},
                 # Artifact uploads are spooled here in proxied mode; sized per stack.
                 {"name": "tmp", "mountPath": "/tmp"},
+                {"name": "metrics", "mountPath": METRICS_DIR},
             ],
+        }
+        exporter = {
+            "name": "pgbouncer-exporter",
+            "image": PGBOUNCER_EXPORTER_IMAGE,
+            "imagePullPolicy": "Always",
+            "args": [f"--web.listen-address=:{PGBOUNCER_METRICS_PORT}", "--web.telemetry-path=/metrics"],
+            # A stats_users login (SHOW only) over loopback; the DSN carries its password.
+            "env": [
+                {
+                    "name": "PGBOUNCER_EXPORTER_CONNECTION_STRING",
+                    "valueFrom": {
+                        "secretKeyRef": {"name": f"{APP}-server", "key": "PGBOUNCER_EXPORTER_CONNECTION_STRING"}
+                    },
+                }
+            ],
+            "ports": [{"name": "pgb-metrics", "containerPort": PGBOUNCER_METRICS_PORT, "protocol": "TCP"}],
+            "livenessProbe": {"tcpSocket": {"port": "pgb-metrics"}, "periodSeconds": 10},
+            "readinessProbe": {"tcpSocket": {"port": "pgb-metrics"}, "periodSeconds": 10},
+            "securityContext": _container_security(),
+            "resources": small,
         }
         proxy = {
             "name": "admission-proxy",
@@ -572,7 +618,7 @@ class TrackingServer(pulumi.ComponentResource):
             "securityContext": _pod_security(),
             "terminationGracePeriodSeconds": 60,
             "initContainers": [stage, pgbouncer],
-            "containers": [mlflow, proxy],
+            "containers": [mlflow, proxy, exporter],
             "topologySpreadConstraints": [
                 {
                     "maxSkew": 1,
@@ -593,6 +639,7 @@ class TrackingServer(pulumi.ComponentResource):
                 {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
                 {"name": "tmp", "emptyDir": {"sizeLimit": f"{settings.tmp_size_gib}Gi"}},
                 {"name": "proxy-tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                {"name": "metrics", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
                 {"name": "pgbouncer-config", "configMap": {"name": f"{APP}-pgbouncer"}},
                 {"name": "proxy-config", "configMap": {"name": f"{APP}-admission-proxy"}},
             ],
@@ -609,8 +656,9 @@ class TrackingServer(pulumi.ComponentResource):
                 "labels": dict(labels),
                 "annotations": {
                     # Justified exceptions to the checkov scan (tests/cloud/test_tracking_server.py):
-                    "checkov.io/skip1": "CKV_K8S_35=MLflow reads its Flask secret key and admin bootstrap password "
-                    "only from environment variables (secretKeyRef); every other secret is a mounted file",
+                    "checkov.io/skip1": "CKV_K8S_35=MLflow reads its Flask secret key and admin bootstrap password, "
+                    "and the PgBouncer exporter its DSN, only from environment variables (secretKeyRef); every "
+                    "other secret is a mounted file",
                     "checkov.io/skip2": "CKV_K8S_43=the sidecar images (rendering/images.py) are pinned by exact "
                     "version; no digest can be verified offline, so stacks pin digests in config",
                 },
@@ -714,8 +762,20 @@ class TrackingServer(pulumi.ComponentResource):
         clients = [
             *edge,
             *[namespace(n) for n in sorted({sa.namespace for sa in args["training_service_accounts"]})],
-            namespace(settings.monitoring_namespace),
         ]
+        if args["access_mode"] == "proxied":  # gc resolves mlflow-artifacts:/ through the server
+            clients.append({"podSelector": {"matchLabels": {"app.kubernetes.io/component": GC_COMPONENT}}})
+        monitoring = args.get("monitoring", MonitoringConfig())
+        scraper = {
+            "from": [
+                {
+                    **namespace(settings.monitoring_namespace),
+                    "podSelector": {"matchLabels": dict(monitoring.scraper_pod_labels)},
+                }
+            ],
+            # 8080 serves the API too (NetworkPolicy cannot filter paths); basic-auth guards it.
+            "ports": [{"protocol": "TCP", "port": PROXY_PORT}, {"protocol": "TCP", "port": PGBOUNCER_METRICS_PORT}],
+        }
         dns = {
             "to": [
                 {
@@ -739,7 +799,7 @@ class TrackingServer(pulumi.ComponentResource):
                 {
                     "podSelector": {"matchLabels": dict(server_labels)},
                     "policyTypes": ["Ingress", "Egress"],
-                    "ingress": [{"from": clients, "ports": [{"protocol": "TCP", "port": PROXY_PORT}]}],
+                    "ingress": [{"from": clients, "ports": [{"protocol": "TCP", "port": PROXY_PORT}]}, scraper],
                     "egress": [dns, database, https],
                 }
             ),

@@ -8,6 +8,9 @@ from components.access import ArtifactGrant, TrackingServerAccess, TrainingJobAc
 from components.artifact_store import ArtifactStore
 from components.cluster_addons import ClusterIngress, TrackingHostRecord, load_balancer_hostname
 from components.database import TrackingDatabase
+from components.garbage_collection import GarbageCollection
+from components.metrics import TrackingServerMetrics
+from components.monitoring import Monitoring
 from components.tracking_server import TrackingServer, TrackingServerArgs
 from infra.cluster import ClusterFacts, cluster_facts, kubeconfig, kubernetes_provider
 from infra.config_source import read_stack_config
@@ -125,6 +128,7 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         training_role_arn=training.role_arn,
         training_service_accounts=config.training.service_accounts,
         mlflow_version=mlflow_version(),
+        monitoring=config.monitoring,
     )
     if ingress is not None and ingress.certificate_arn is not None:
         tracking_args["acm_certificate_arn"] = ingress.certificate_arn  # the certificate this stack issued
@@ -133,6 +137,51 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         tracking_args,
         # The controller (and on nginx the ClusterIssuer) must exist before the Ingress.
         opts=pulumi.ResourceOptions(providers={"kubernetes": kubernetes}, depends_on=[ingress] if ingress else []),
+    )
+    after_server = pulumi.ResourceOptions(providers={"kubernetes": kubernetes}, depends_on=[tracking])
+    TrackingServerMetrics(
+        f"{base}-metrics",
+        {
+            "settings": config.monitoring,
+            "namespace": config.server.namespace,
+            "server_labels": tracking.server_labels,
+            "admin_username": tracking.admin_username,
+            "admin_password": tracking.admin_password,
+        },
+        opts=after_server,
+    )
+    GarbageCollection(
+        f"{base}-gc",
+        {
+            "settings": config.garbage_collection,
+            "server": config.server,
+            "access_mode": config.artifacts.access_mode,
+            "region": region,
+            "database_address": database.address,
+            "database_port": database.port,
+            "database_name": config.database.database_name,
+            "app_role_password": tracking.app_role_password,
+            "admin_password": tracking.admin_password,
+            "bucket_arn": artifacts.bucket_arn,
+            "prefix": config.artifacts.prefix,
+            "oidc_provider_arn": facts.oidc_provider_arn,
+            "issuer_host_path": facts.oidc_issuer_host_path,
+            "tags": tags,
+        },
+        opts=after_server,
+    )
+    monitoring = Monitoring(
+        f"{base}-monitoring",
+        {
+            "settings": config.monitoring,
+            "database": config.database,
+            "server": config.server,
+            "database_instance_identifier": database.instance.identifier,
+            "ingress_class": config.server.ingress.class_name,
+            "namespace": config.server.namespace,
+            "region": region,
+            "tags": tags,
+        },
     )
     cluster_outputs: dict[str, pulumi.Input[object]] = {
         "clusterMode": config.cluster.mode,
@@ -176,4 +225,6 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         "databaseMasterPassword": database.master_password,
         "databaseMaxConnections": database.max_connections,
         "databaseSecurityGroupId": database.security_group_id,
+        "alarmTopicArn": monitoring.topic_arn,
+        "dashboardName": monitoring.dashboard_name,
     }

@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for readiness")
     sub.add_parser("down", parents=[common], help="stop what up started")
     sub.add_parser("status", parents=[common], help="report each component")
+    gc = sub.add_parser(
+        "gc", parents=[common], help="mlflow gc: remove runs deleted longer ago than --older-than, with artifacts"
+    )
+    gc.add_argument("--older-than", required=True, help="an age like 30d, 12h or 1d12h (the CronJob's setting)")
     return parser
 
 
@@ -117,9 +121,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if status.state == "ready" else 3
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from .gc import run_gc
+
+    result = run_gc(LocalPlatform(PlatformOptions(state_dir=args.state_dir)), args.older_than)
+    print(result.stdout.strip() or "mlflow gc: nothing to remove")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status}
+    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "gc": cmd_gc}
     try:
         return handlers[args.command](args)
     except PlatformError as error:

@@ -18,6 +18,7 @@ Deliberate local deviations, each only in a non-default comparison mode:
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -267,6 +268,12 @@ def pgbouncer_auth_file(layout: StateLayout) -> Path:
     return layout.pgbouncer_dir / "userlist.txt"
 
 
+def prometheus_dir(layout: StateLayout) -> Path:
+    """The server's Prometheus multiprocess directory (an emptyDir in the pod): emptied at
+    each start, as a new pod's would be, so no samples of dead workers are served."""
+    return layout.mlflow_dir / "prometheus"
+
+
 def target_parameters(ctx: Context, tuning: PostgresTuning) -> TargetParameters:
     """Everything that differs between this machine and an EKS pod — and nothing else."""
     python = str(ctx.mlflow_python)
@@ -291,6 +298,7 @@ def target_parameters(ctx: Context, tuning: PostgresTuning) -> TargetParameters:
         workers=ctx.options.workers,
         max_replicas=1,
         database_max_connections=max_connections_for(tuning),
+        prometheus_dir=str(prometheus_dir(ctx.layout)),
         pooled=ctx.options.pooler == "pgbouncer",
     )
 
@@ -305,6 +313,8 @@ def render_local_server_side(ctx: Context, tuning: PostgresTuning) -> ServerSide
         admin_password=s.admin_password if ctx.options.auth != "off" else None,
         aws_access_key_id=s.aws_access_key_id,
         aws_secret_access_key=s.aws_secret_access_key,
+        stats_password=s.pgbouncer_stats_password if ctx.options.pooler == "pgbouncer" else None,
+        stats_salt=s.stats_salt_bytes if ctx.options.pooler == "pgbouncer" else None,
     )
     try:
         side = render_server_side(target_parameters(ctx, tuning), ctx.platform_settings, secrets)
@@ -346,6 +356,27 @@ def pgbouncer_step(ctx: Context, side: ServerSide) -> Step:
         port=ctx.ports["pgbouncer"],
         ready=tcp,
         live=tcp,
+    )
+
+
+def pgbouncer_exporter_step(ctx: Context, side: ServerSide) -> Step:
+    """Pool metrics: the local stand-in for the pod's exporter sidecar, with its metric names
+    (``localplatform.pgbouncer_exporter``), on loopback like the sidecar's pod-local port."""
+    if side.pgbouncer_stats_dsn is None:
+        raise AssertionError("the PgBouncer stats user is rendered whenever PgBouncer is")
+    port = ctx.ports["pgbouncer-metrics"]
+    ready = Check("http", url=f"http://{LOOPBACK}:{port}/metrics", timeout_s=5)
+    return Step(
+        name="pgbouncer-exporter",
+        kind="service",
+        argv=(sys.executable, "-m", "localplatform.pgbouncer_exporter", LOOPBACK, str(port)),
+        log=str(ctx.layout.log("pgbouncer-exporter")),
+        env={**ctx.python_env, "PGBOUNCER_EXPORTER_CONNECTION_STRING": side.pgbouncer_stats_dsn},
+        cwd=str(PROJECT_ROOT),
+        after=("pgbouncer",),
+        port=port,
+        ready=ready,
+        live=ready,
     )
 
 
@@ -458,6 +489,9 @@ def mlflow_step(ctx: Context, side: ServerSide) -> Step:
     layout = ctx.layout
     if ctx.options.auth == "ours":
         write_file(layout.auth_ini, side.auth_ini, ctx.me, 0o600)
+    metrics = prometheus_dir(layout)
+    shutil.rmtree(metrics, ignore_errors=True)
+    make_dir(metrics, ctx.me, 0o700)
     health = Check("http", url=f"http://{LOOPBACK}:{ctx.ports['mlflow']}/health", timeout_s=5)
     return Step(
         name="mlflow",

@@ -17,7 +17,7 @@ admin password and secret key still set, MLflow refuses to start without them).
 
 PoolerMode = Literal["pgbouncer", "direct"]
 
-PORT_NAMES = ("postgres", "pgbouncer", "s3", "mlflow", "https", "http")
+PORT_NAMES = ("postgres", "pgbouncer", "s3", "mlflow", "https", "http", "pgbouncer-metrics")
 
 
 @dataclass(frozen=True)

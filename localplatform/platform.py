@@ -329,7 +329,7 @@ class LocalPlatform:
         unknown = set(opts.ports) - set(PORT_NAMES)
         if unknown:
             raise PlatformError(f"unknown port name(s) {sorted(unknown)}; known: {', '.join(PORT_NAMES)}")
-        names = [n for n in PORT_NAMES if opts.pooler == "pgbouncer" or n != "pgbouncer"]
+        names = [n for n in PORT_NAMES if opts.pooler == "pgbouncer" or not n.startswith("pgbouncer")]
         ports, port_notes = allocate(names, opts.ports, previous_ports)
         notes += port_notes
         secrets = load_or_create(layout.secrets_file)
@@ -427,6 +427,7 @@ class LocalPlatform:
         steps = [comp.postgres_step(ctx, tuning)]
         if self.options.pooler == "pgbouncer":
             steps.append(comp.pgbouncer_step(ctx, side))
+            steps.append(comp.pgbouncer_exporter_step(ctx, side))
         steps += comp.s3_steps(ctx)
         steps += comp.bootstrap_steps(ctx, side)
         steps.append(comp.mlflow_step(ctx, side))

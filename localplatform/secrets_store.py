@@ -37,10 +37,18 @@ class PlatformSecrets:
     """base64; the SCRAM verifier of the app role is derived from password + salt."""
     aws_access_key_id: str
     aws_secret_access_key: str
+    pgbouncer_stats_password: str = ""
+    """PgBouncer ``stats_users`` login of the pool-metrics exporter (added later: state dirs
+    made before it get one generated on the next load)."""
+    pgbouncer_stats_salt: str = ""
 
     @property
     def app_salt_bytes(self) -> bytes:
         return base64.b64decode(self.db_app_scram_salt)
+
+    @property
+    def stats_salt_bytes(self) -> bytes:
+        return base64.b64decode(self.pgbouncer_stats_salt)
 
 
 def generate() -> PlatformSecrets:
@@ -52,6 +60,8 @@ def generate() -> PlatformSecrets:
         db_app_scram_salt=base64.b64encode(secrets.token_bytes(16)).decode(),
         aws_access_key_id="AKIA" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16)),
         aws_secret_access_key=_password(40),
+        pgbouncer_stats_password=_password(32),
+        pgbouncer_stats_salt=base64.b64encode(secrets.token_bytes(16)).decode(),
     )
 
 
@@ -59,9 +69,21 @@ def load_or_create(path: Path) -> PlatformSecrets:
     if path.exists():
         try:
             data = json.loads(path.read_text())
-            return PlatformSecrets(**data)
+            loaded = PlatformSecrets(**data)
         except (ValueError, TypeError) as error:
             raise PlatformError(f"{path} is unreadable ({error}); remove the state dir to start over") from None
+        if loaded.pgbouncer_stats_password:
+            return loaded
+        fresh = generate()
+        loaded = PlatformSecrets(
+            **{
+                **asdict(loaded),
+                "pgbouncer_stats_password": fresh.pgbouncer_stats_password,
+                "pgbouncer_stats_salt": fresh.pgbouncer_stats_salt,
+            }
+        )
+        write_file(path, json.dumps(asdict(loaded), indent=2), current_user(), 0o600)
+        return loaded
     created = generate()
     write_file(path, json.dumps(asdict(created), indent=2), current_user(), 0o600)
     return created

@@ -942,8 +942,35 @@ k8s_ingress_tls = ResourceValidationPolicy(
 )
 
 # ---------------------------------------------------------------------------------------------
+# SNS (the alarm topic)
+# ---------------------------------------------------------------------------------------------
+
+SNS_TOPIC = "aws:sns/topic:Topic"
+AWS_MANAGED_SNS_KEY = "alias/aws/sns"
+
+
+def _sns_topic_encrypted(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != SNS_TOPIC:
+        return
+    key = args.props.get("kmsMasterKeyId")
+    if not key:
+        report("kmsMasterKeyId must name a customer-managed KMS key (topics are unencrypted by default).", None)
+    elif key == AWS_MANAGED_SNS_KEY:
+        report("alias/aws/sns cannot be used by CloudWatch alarms; use a customer-managed key.", None)
+
+
+sns_topic_encrypted = ResourceValidationPolicy(
+    name="sns-topic-kms-encrypted",
+    description="SNS topics are encrypted with a customer-managed KMS key (FSBP SNS.1, CKV_AWS_26).",
+    enforcement_level=MANDATORY,
+    severity=Severity.MEDIUM,
+    validate=_sns_topic_encrypted,
+)
+
+# ---------------------------------------------------------------------------------------------
 
 RESOURCE_POLICIES: list[ResourceValidationPolicy] = [
+    sns_topic_encrypted,
     s3_block_public_access,
     s3_tls_only_policy,
     s3_default_encryption,

@@ -120,3 +120,13 @@ def aws_principal_trust_statement(principal: str) -> Statement:
         "Principal": {"AWS": principal},
         "Action": "sts:AssumeRole",
     }
+
+
+GC_OBJECT_ACTIONS: tuple[str, ...] = ("s3:DeleteObject",)
+"""``mlflow gc`` (direct mode) lists a deleted run's prefix and deletes the objects (DeleteObjects
+is authorised per object by s3:DeleteObject). It reads nothing, so it needs no KMS permission."""
+
+
+def garbage_collection_policy(bucket_arn: str, prefix: str) -> PolicyDocument:
+    """The gc CronJob's role: list the artifact prefix, delete objects under it; nothing else."""
+    return artifact_access_policy(bucket_arn, prefix, None, object_actions=GC_OBJECT_ACTIONS, kms_actions=())

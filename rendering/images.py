@@ -18,4 +18,9 @@ PGBOUNCER_IMAGE = "ghcr.io/cloudnative-pg/pgbouncer:" + ".".join(map(str, PGBOUN
 PROXY_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.29.4-alpine"
 """Official nginx built to run unprivileged (listens on 8080); the in-pod admission proxy."""
 
+PGBOUNCER_EXPORTER_VERSION = "0.10.2"
+PGBOUNCER_EXPORTER_IMAGE = "docker.io/prometheuscommunity/pgbouncer-exporter:v" + PGBOUNCER_EXPORTER_VERSION
+"""Prometheus community's PgBouncer exporter (``SHOW POOLS``/``STATS``/``LISTS`` as metrics,
+``pgbouncer_pools_*``), as a sidecar reading the pod's PgBouncer over loopback as a stats user."""
+
 assert PGBOUNCER_VERSION >= CLOUD_MINIMUM_VERSION

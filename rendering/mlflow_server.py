@@ -106,6 +106,10 @@ class MlflowServerSettings:
     """Caps concurrent requests per worker below its pool (the log_batch nested-session
     deadlock). Off by default: uvicorn then also answers /health with 503 under load."""
     extra_source_patterns: tuple[str, ...] = ()
+    prometheus_dir: str | None = None
+    """``--expose-prometheus``: the multiprocess directory every uvicorn worker writes its
+    samples to (an emptyDir in the pod, a state-dir directory locally); metrics are served at
+    ``/metrics`` behind basic-auth and the Host check like every other route. None: no metrics."""
 
     def __post_init__(self) -> None:
         if not self.backend_store_uri.startswith("postgresql+psycopg2://"):
@@ -181,6 +185,8 @@ def render_mlflow_server(settings: MlflowServerSettings, secrets: ServerSecrets)
         argv += ["--artifacts-destination", settings.artifacts.root, "--serve-artifacts"]
     if settings.basic_auth:
         argv += ["--app-name", "basic-auth"]
+    if settings.prometheus_dir is not None:
+        argv += ["--expose-prometheus", settings.prometheus_dir]
     if settings.uvicorn_limit_concurrency is not None:
         argv += ["--uvicorn-opts", f"--limit-concurrency {settings.uvicorn_limit_concurrency}"]
 
@@ -198,6 +204,9 @@ def render_mlflow_server(settings: MlflowServerSettings, secrets: ServerSecrets)
         env["MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE"] = str(settings.pool.recycle_seconds)
     if settings.basic_auth and settings.auth_config_path is not None:
         env["MLFLOW_AUTH_CONFIG_PATH"] = settings.auth_config_path
+    if settings.prometheus_dir is not None:
+        # MLflow exports the flag as the deprecated lower-case name; prometheus_client prefers this one.
+        env["PROMETHEUS_MULTIPROC_DIR"] = settings.prometheus_dir
     if settings.pgpassfile is not None:
         env["PGPASSFILE"] = settings.pgpassfile
     if settings.s3.endpoint_url is not None:

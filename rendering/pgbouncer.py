@@ -149,6 +149,9 @@ class PgBouncerSettings:
     max_prepared_statements: int = 200
     admin_users: tuple[str, ...] = ()
     stats_users: tuple[str, ...] = ()
+    ignore_startup_parameters: tuple[str, ...] = ()
+    """Startup parameters PgBouncer accepts and drops (the Go exporter's driver sends
+    ``extra_float_digits``, which PgBouncer otherwise refuses). Empty: not rendered."""
     extra_notes: tuple[str, ...] = field(default=())
 
 
@@ -217,6 +220,11 @@ def render_pgbouncer_ini(settings: PgBouncerSettings) -> str:
         ("server_tls_protocols", settings.server_tls.protocols),
         ("admin_users", ",".join(_check_identifier(u) for u in settings.admin_users)),
         ("stats_users", ",".join(_check_identifier(u) for u in settings.stats_users)),
+        *(
+            [("ignore_startup_parameters", ",".join(_check_identifier(p) for p in settings.ignore_startup_parameters))]
+            if settings.ignore_startup_parameters
+            else []
+        ),
         ("log_connections", "0"),
         ("log_disconnections", "0"),
         ("log_pooler_errors", "1"),

@@ -150,6 +150,11 @@ http {{
         location = /health {{
 {proxy}        }}
 
+        # Prometheus scrapes: outside admission control too, so pool saturation stays visible
+        # under load; MLflow still applies basic-auth and the Host check.
+        location = /metrics {{
+{proxy}        }}
+
         location / {{
 {admission}{proxy}        }}
 {over_capacity}    }}

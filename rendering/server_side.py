@@ -77,6 +77,8 @@ class TargetParameters:
     workers: int
     max_replicas: int
     database_max_connections: int
+    prometheus_dir: str | None = None
+    """Multiprocess directory for ``--expose-prometheus``; None: no /metrics."""
     pooled: bool = True
     """False only for the local comparison mode: the server connects to PostgreSQL itself
     (verify-full) instead of through PgBouncer. The cloud is always pooled."""
@@ -98,6 +100,8 @@ class PlatformSettings:
     migrator_role: str = "mlflow_admin"
     app_role: str = "mlflow"
     admin_username: str = "admin"
+    stats_user: str = "pgbouncer_stats"
+    """PgBouncer ``stats_users`` login of the pool-metrics exporter: SHOW commands only."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,9 @@ class PlatformSecrets:
     admin_password: str | None
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
+    stats_password: str | None = None
+    """The PgBouncer stats user's password; None: no stats user, no pool metrics."""
+    stats_salt: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,9 @@ class ServerSide:
     bootstrap: BootstrapPlan
     bootstrap_document: str
     """The plan as JSON for ``run_bootstrap.py`` (secret: it carries the SCRAM verifier)."""
+    pgbouncer_stats_dsn: str | None = None
+    """Secret: the pool-metrics exporter's connection to PgBouncer's admin console (``SHOW``
+    only: a ``stats_users`` login), over loopback."""
 
 
 def bootstrap_document(plan: BootstrapPlan, endpoint: PostgresEndpoint, migrator_role: str) -> str:
@@ -148,6 +158,18 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
         )
     )
     verifier = scram_sha256_verifier(secrets.app_role_password, secrets.app_role_salt)
+    auth_users = [AuthUser(settings.app_role, verifier)]
+    stats_dsn = None
+    if secrets.stats_password is not None:
+        if secrets.stats_salt is None:
+            raise ValueError("the PgBouncer stats user needs a SCRAM salt with its password")
+        auth_users.append(
+            AuthUser(settings.stats_user, scram_sha256_verifier(secrets.stats_password, secrets.stats_salt))
+        )
+        stats_dsn = (
+            f"postgresql://{settings.stats_user}:{secrets.stats_password}@{PGBOUNCER_HOST}:{target.pgbouncer_port}"
+            "/pgbouncer?sslmode=disable"
+        )
     databases = tuple(
         PgBouncerDatabase(name=name, host=target.database_host, port=target.database_port, dbname=name)
         for name in (settings.tracking_database, settings.auth_database)
@@ -164,6 +186,8 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
             max_client_conn=pools.pgbouncer_max_client_conn,
         ),
         version=target.pgbouncer_version,
+        stats_users=(settings.stats_user,) if stats_dsn else (),
+        ignore_startup_parameters=("extra_float_digits",) if stats_dsn else (),
     )
     direct = PostgresEndpoint(target.database_host, target.database_port, "verify-full", target.database_ca_file)
     # Behind PgBouncer the hop is loopback; PgBouncer itself verifies the database's TLS.
@@ -196,6 +220,7 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
             pgpassfile=target.server_pgpassfile,
             s3=target.s3,
             command=target.mlflow_command,
+            prometheus_dir=target.prometheus_dir,
         ),
         ServerSecrets(
             flask_secret_key=secrets.flask_secret_key,
@@ -233,11 +258,12 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
     return ServerSide(
         pools=pools,
         pgbouncer_ini=render_pgbouncer_ini(pgbouncer),
-        pgbouncer_auth_file=render_auth_file([AuthUser(settings.app_role, verifier)]),
+        pgbouncer_auth_file=render_auth_file(auth_users),
         auth_ini=auth_ini,
         launch=launch,
         server_pgpass=server_pgpass,
         migrator_pgpass=migrator_pgpass,
         bootstrap=bootstrap,
         bootstrap_document=bootstrap_document(bootstrap, direct, settings.migrator_role),
+        pgbouncer_stats_dsn=stats_dsn,
     )

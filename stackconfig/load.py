@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 import yaml
 
 from rendering.capacity import CapacityEstimate, Demand, ReplicaShape, cpu_cores, estimate
+from rendering.gc import age_seconds
 from rendering.instance_classes import UnknownInstanceClassError, instance_memory_bytes
 from rendering.pools import CapacityInputs, PoolSizingError, plan_pools
 from rendering.postgres import PostgresTuning, max_connections_for
@@ -29,7 +30,9 @@ from .schema import (
     ClusterMode,
     DatabaseConfig,
     ExtraPrincipal,
+    GarbageCollectionConfig,
     IngressConfig,
+    MonitoringConfig,
     NetworkConfig,
     NodeGroupConfig,
     ServerConfig,
@@ -39,7 +42,17 @@ from .schema import (
 )
 
 PROJECT = "mlflow-platform"
-SECTIONS = ("cluster", "network", "database", "artifacts", "training", "server", "tags")
+SECTIONS = (
+    "cluster",
+    "network",
+    "database",
+    "artifacts",
+    "training",
+    "server",
+    "tags",
+    "monitoring",
+    "garbageCollection",
+)
 
 T = TypeVar("T")
 
@@ -710,6 +723,54 @@ def _server(section: _Section) -> ServerConfig:
     return config
 
 
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_CRON_FIELD = r"(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?(,(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?)*"
+_CRON = re.compile(rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$")
+_MIN_GC_AGE_SECONDS = 86_400
+"""Below a day, a run deleted by mistake could be gone before anyone notices."""
+
+
+def _monitoring(section: _Section) -> MonitoringConfig:
+    d = MonitoringConfig()
+    expected = "an object of Kubernetes label keys to values, e.g. {app.kubernetes.io/name: prometheus}"
+    found, labels = section._get("scraperPodLabels", d.scraper_pod_labels, False, expected)
+    if found and (
+        not isinstance(labels, Mapping)
+        or not labels
+        or not all(
+            isinstance(k, str) and _LABEL_KEY.match(k) and isinstance(v, str) and _LABEL_VALUE.match(v)
+            for k, v in labels.items()
+        )
+    ):
+        section.problem("scraperPodLabels", labels, expected)
+        labels = d.scraper_pod_labels
+    return MonitoringConfig(
+        prometheus_operator=section.boolean("prometheusOperator", d.prometheus_operator),
+        scraper_pod_labels=dict(cast(Mapping[str, str], labels)),
+        scrape_interval_seconds=section.integer("scrapeIntervalSeconds", d.scrape_interval_seconds, low=10, high=300),
+        alarm_emails=section.string_list(
+            "alarmEmails", pattern=_EMAIL, expected="e-mail addresses for the alarm topic", min_items=0
+        ),
+    )
+
+
+def _garbage_collection(section: _Section) -> GarbageCollectionConfig:
+    d = GarbageCollectionConfig()
+    schedule = section.string(
+        "schedule", d.schedule, pattern=_CRON, expected="a five-field cron expression like '17 3 * * *' (UTC)"
+    )
+    older_than = section.string("olderThan", d.older_than, expected="an age like 30d or 7d12h")
+    try:
+        if age_seconds(older_than) < _MIN_GC_AGE_SECONDS:
+            section.problem("olderThan", older_than, "an age of at least 1d (e.g. 30d)")
+            older_than = d.older_than
+    except ValueError:
+        section.problem("olderThan", older_than, "an age like 30d or 7d12h (days, hours, minutes, seconds)")
+        older_than = d.older_than
+    return GarbageCollectionConfig(schedule=schedule, older_than=older_than)
+
+
 def _check_capacity(config: StackConfig, problems: list[ConfigProblem]) -> None:
     """Pools and admission limits must fit the database's rendered max_connections."""
     if not config.database.memory_bytes:
@@ -834,6 +895,8 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
         training=_training(sections["training"]),
         server=_server(sections["server"]),
         tags=_tags(values.get("tags"), problems),
+        monitoring=_monitoring(sections["monitoring"]),
+        garbage_collection=_garbage_collection(sections["garbageCollection"]),
     )
     if mode is not None:
         _check_cluster_mode(config, values, problems)

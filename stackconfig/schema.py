@@ -205,6 +205,34 @@ class ServerConfig:
         return ServiceAccountRef(self.namespace, self.service_account)
 
 
+DEFAULT_SCRAPER_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Metrics scraping (Kubernetes) and alarms (CloudWatch + SNS)."""
+
+    prometheus_operator: bool = False
+    """True when the cluster has the Prometheus Operator CRDs: a ServiceMonitor is created.
+    False: docs/observability.md has the equivalent scrape config."""
+    scraper_pod_labels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SCRAPER_POD_LABELS))
+    """Labels of the Prometheus pods (in ``server.monitoringNamespace``) the NetworkPolicy admits
+    to the metrics ports."""
+    scrape_interval_seconds: int = 30
+    alarm_emails: tuple[str, ...] = ()
+    """E-mail subscriptions of the alarm topic (each must confirm); empty: the topic only."""
+
+
+@dataclass(frozen=True)
+class GarbageCollectionConfig:
+    """The ``mlflow gc`` CronJob."""
+
+    schedule: str = "17 3 * * *"
+    """Cron expression (UTC)."""
+    older_than: str = "30d"
+    """Runs deleted longer ago than this are removed for good (``mlflow gc --older-than``)."""
+
+
 @dataclass(frozen=True)
 class StackConfig:
     cluster: ClusterConfig
@@ -214,3 +242,5 @@ class StackConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     tags: dict[str, str] = field(default_factory=dict)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    garbage_collection: GarbageCollectionConfig = field(default_factory=GarbageCollectionConfig)

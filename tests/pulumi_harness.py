@@ -80,7 +80,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             case "aws:iam/role:Role":
                 outputs.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}", name=physical)
             case "aws:rds/instance:Instance":
-                outputs.update(address=f"{physical}.abc.us-east-1.rds.amazonaws.com", port=5432)
+                outputs.update(address=f"{physical}.abc.us-east-1.rds.amazonaws.com", port=5432, identifier=physical)
             case "aws:rds/parameterGroup:ParameterGroup" | "aws:rds/subnetGroup:SubnetGroup":
                 outputs.update(name=physical)
             case "random:index/randomPassword:RandomPassword":
@@ -99,6 +99,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             case "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
                 host_path = str(args.inputs.get("url", "")).removeprefix("https://")
                 outputs.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{host_path}")
+            case "aws:sns/topic:Topic":
+                outputs.update(arn=f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{physical}")
             case "aws:iam/policy:Policy":
                 outputs.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:policy/{physical}")
             case "aws:cloudwatch/logGroup:LogGroup":

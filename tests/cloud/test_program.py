@@ -19,9 +19,12 @@ STACKS = ["dev", "prod"]
 MODES = ["create", "reuse"]
 SERVER_SIDE = [
     "mlflow:index:ArtifactStore",
+    "mlflow:index:GarbageCollection",
+    "mlflow:index:Monitoring",
     "mlflow:index:TrackingDatabase",
     "mlflow:index:TrackingServer",
     "mlflow:index:TrackingServerAccess",
+    "mlflow:index:TrackingServerMetrics",
     "mlflow:index:TrainingJobAccess",
 ]
 CLUSTER_SIDE = [

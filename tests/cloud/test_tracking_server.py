@@ -147,6 +147,7 @@ def test_secrets_live_only_in_secrets(stack: str):
         "userlist.txt",
         "MLFLOW_FLASK_SERVER_SECRET_KEY",
         "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "PGBOUNCER_EXPORTER_CONNECTION_STRING",
     }
     job_secret = one(stack, "Secret", one(stack, "Job")["metadata"]["name"])["stringData"]
     # The credentials themselves: admin, Flask key, app role (server.pgpass) and master (migrator.pgpass).
@@ -155,8 +156,10 @@ def test_secrets_live_only_in_secrets(stack: str):
         server_secret["MLFLOW_AUTH_ADMIN_PASSWORD"],
         *(line.rsplit(":", 1)[1] for line in server_secret["server.pgpass"].splitlines()),
         *(line.rsplit(":", 1)[1] for line in job_secret["migrator.pgpass"].splitlines()),
+        # The PgBouncer stats user's password, inside the exporter's DSN.
+        server_secret["PGBOUNCER_EXPORTER_CONNECTION_STRING"].split("@")[0].rsplit(":", 1)[1],
     }
-    assert len(credentials) == 4 and all(len(c) >= 32 for c in credentials)
+    assert len(credentials) == 5 and all(len(c) >= 32 for c in credentials)
     everything_else = repr([m for m in manifests(_run(stack)) if m["kind"] != "Secret"])
     for credential in credentials:
         assert credential not in everything_else
@@ -223,14 +226,25 @@ def test_ingress_is_tls_with_redirect_and_large_artifacts(stack: str):
 def test_network_policy_limits_ingress_and_egress(stack: str):
     policy = one(stack, "NetworkPolicy", "mlflow-server")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
-    (rule,) = policy["ingress"]
+    rule, scraper = policy["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
     sources = [
         s.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") or s["ipBlock"]["cidr"]
         for s in rule["from"]
     ]
     edge = {"dev": "ingress-nginx", "prod": "10.20.0.0/16"}[stack]
-    assert sources == [edge, "ml-training", "monitoring"]
+    assert sources == [edge, "ml-training"]
+    # The scraper: only Prometheus's pods (labels from config) in the monitoring namespace, only
+    # to the metrics ports (the proxy, whose /metrics needs a login, and the PgBouncer exporter).
+    assert scraper == {
+        "from": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 9127}],
+    }
     egress_ports = sorted(p["port"] for e in policy["egress"] for p in e["ports"])
     assert egress_ports == [53, 53, 443, 5432]
     for egress in policy["egress"]:

@@ -265,7 +265,14 @@ def test_env_file_is_private_and_complete(platform: LocalPlatform) -> None:
 
 def test_secrets_never_reach_logs_or_argv(platform: LocalPlatform) -> None:
     secrets = json.loads((platform.state_dir / "secrets.json").read_text())
-    values = [secrets[k] for k in ("admin_password", "flask_secret_key", "db_superuser_password", "db_app_password")]
+    names = (
+        "admin_password",
+        "flask_secret_key",
+        "db_superuser_password",
+        "db_app_password",
+        "pgbouncer_stats_password",
+    )
+    values = [secrets[k] for k in names]
     for log in (platform.state_dir / "logs").glob("*.log"):
         text = log.read_text(errors="replace")
         assert not any(value in text for value in values), log.name

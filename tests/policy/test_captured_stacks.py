@@ -9,7 +9,14 @@ from __future__ import annotations
 import pytest
 
 from policy import rules
-from tests.policy import test_eks_rules, test_iam_rules, test_kubernetes_rules, test_rds_rules, test_s3_rules
+from tests.policy import (
+    test_eks_rules,
+    test_iam_rules,
+    test_kubernetes_rules,
+    test_rds_rules,
+    test_s3_rules,
+    test_sns_rules,
+)
 from tests.policy.harness import capture, resource_violations, stack_violations
 
 STACKS = ["dev", "prod"]
@@ -92,7 +99,14 @@ def test_prod_capture_has_what_the_prod_only_rules_need() -> None:
 
 def test_every_policy_has_a_failing_case() -> None:
     failing = set()
-    for module in (test_s3_rules, test_rds_rules, test_iam_rules, test_eks_rules, test_kubernetes_rules):
+    for module in (
+        test_s3_rules,
+        test_rds_rules,
+        test_iam_rules,
+        test_eks_rules,
+        test_kubernetes_rules,
+        test_sns_rules,
+    ):
         failing |= module.POLICIES_WITH_FAILING_CASES
     assert {policy.name for policy in rules.ALL_POLICIES} - failing == set()
 

@@ -61,6 +61,7 @@ def local() -> TargetParameters:
         workers=2,
         max_replicas=1,
         database_max_connections=200,
+        prometheus_dir="/state/mlflow/prometheus",
     )
 
 
