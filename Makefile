@@ -5,7 +5,7 @@ STATE ?= .local
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images mlflowops examples
 
-.PHONY: setup setup-test test-ops test-integration up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
+.PHONY: setup setup-test test-ops test-integration test-reliability up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
 
 setup:  ## apt packages + .venv with the pinned dependencies (idempotent)
 	@bash scripts/setup.sh
@@ -19,7 +19,7 @@ down:  ## stop what `make up` started
 status:  ## report each local component
 	@$(PY) -m localplatform status --state-dir $(STATE)
 
-test: setup-test lint typecheck actionlint test-unit test-local test-ops test-integration  ## everything CI runs
+test: setup-test lint typecheck actionlint test-unit test-local test-ops test-integration test-reliability  ## everything CI runs
 
 setup-test:  ## setup plus what only the tests need (Chromium for the browser test, checkov)
 	@WITH_TEST_TOOLS=1 bash scripts/setup.sh
@@ -35,6 +35,9 @@ test-ops: setup  ## the ops tools (scripts/, mlflowops/) against local platforms
 
 test-integration: setup-test  ## the guide's workflows, security behaviour and the UI in Chromium, over TLS
 	@$(PYTEST) -q tests/integration
+
+test-reliability: setup  ## faults under load, MLflow CVE probes and the backup/restore drill, on one platform
+	@$(PYTEST) -q tests/reliability
 
 lint: setup
 	@$(PY) -m ruff check $(LINT_PATHS)
