@@ -40,7 +40,7 @@ from .binaries import Binaries, find_binaries
 from .clientenv import read_env_file, write_env_file
 from .errors import PlatformError
 from .layout import StateLayout
-from .options import PORT_NAMES, PlatformOptions
+from .options import PORT_NAMES, PlatformOptions, option_problems
 from .plan import Plan, plan_to_json
 from .ports import allocate
 from .secrets_store import load_or_create
@@ -152,12 +152,18 @@ class LocalPlatform:
         if supervisor_alive(running):
             return self._already_running(running, began)
         self._cleanup_orphans(running)
-        ctx, notes = self._prepare()
-        for note in notes:
-            self.progress(f"note: {note}")
-        plan = self._build_plan(ctx)
-        write_file(self.layout.plan_file, plan_to_json(plan), ctx.me, 0o600)
-        self._write_metadata(ctx)
+        created = not self.layout.root.exists()
+        try:
+            ctx, notes = self._prepare()
+            for note in notes:
+                self.progress(f"note: {note}")
+            plan = self._build_plan(ctx)
+            write_file(self.layout.plan_file, plan_to_json(plan), ctx.me, 0o600)
+            self._write_metadata(ctx)
+        except BaseException:
+            if created:  # nothing half-created: a start that fails before launching leaves no state dir
+                self._remove_state_dir()
+            raise
         self._launch_supervisor()
         self._wait_ready(began)
         self._verify_endpoint(ctx)
@@ -311,8 +317,9 @@ class LocalPlatform:
 
     def _prepare(self) -> tuple[comp.Context, list[str]]:
         opts, layout = self.options, self.layout
-        if opts.workers < 1:
-            raise PlatformError("--workers must be >= 1")
+        problems = option_problems(opts)
+        if problems:
+            raise PlatformError("; ".join(problems))
         if re.search(r"[\s'\"\\;#$`]", str(layout.root)):
             raise PlatformError(
                 f"the state dir path {str(layout.root)!r} must not contain spaces, quotes or ;#$`\\ "
@@ -520,6 +527,12 @@ class LocalPlatform:
         if not self.is_running():
             raise PlatformError("the platform is not running")
         write_file(self.layout.control_dir / name, action, current_user(), 0o600)
+
+    def _remove_state_dir(self) -> None:
+        relocated = self.layout.svc_root
+        shutil.rmtree(self.layout.root, ignore_errors=True)
+        if relocated is not None and relocated.parent == EXTERNAL_SVC_BASE:
+            shutil.rmtree(relocated, ignore_errors=True)
 
     def _cleanup_orphans(self, status: PlatformStatus | None) -> None:
         """Components left by a supervisor that died (SIGKILL, OOM): stop them by recorded pid."""

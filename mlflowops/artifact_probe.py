@@ -39,6 +39,12 @@ class Probe:
 def parse_root(root: str) -> tuple[str, str]:
     match = re.match(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$", root)
     if match is None:
+        bucket = root.removeprefix("s3://").split("/", 1)[0] if root.startswith("s3://") else None
+        if bucket:
+            raise cli.ConfigError(
+                f"--artifact-root {root!r}: {bucket!r} is not an S3 bucket name "
+                "(3-63 lowercase letters, digits, dots and hyphens)"
+            )
         raise cli.ConfigError(f"--artifact-root must be s3://<bucket>[/<prefix>], got {root!r}")
     return match["bucket"], (match["prefix"] or "").strip("/")
 
