@@ -50,7 +50,7 @@ def check(path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="python -m stackconfig", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="python -m stackconfig", description="Validate a Pulumi.<stack>.yaml without Pulumi.")
     parser.add_argument("command", choices=["check"])
     parser.add_argument("stack_file", type=Path, help="a Pulumi.<stack>.yaml")
     try:
