@@ -167,7 +167,10 @@ def run(args: argparse.Namespace) -> cli.Report:
     if failed:
         what = ", ".join(f"{r.operation} {r.outcome}" for r in failed)
         detail = failed[0].detail
-        return cli.Report(lines, data, cli.EXIT_REFUSED, f"{args.artifact_root}: {what} ({detail})")
+        # Denied is an answer (exit 1); errors only (endpoint unreachable, no credentials) mean
+        # the check could not be made (exit 3), like every other tool's unreachable server.
+        code = cli.EXIT_ERROR if all(r.outcome == "error" for r in failed) else cli.EXIT_REFUSED
+        return cli.Report(lines, data, code, f"{args.artifact_root}: {what} ({detail})")
     lines.append(f"{args.artifact_root}: put and get allowed")
     return cli.Report(lines, data)
 
