@@ -140,6 +140,7 @@ class LocalPlatform:
         if isinstance(svc_root, str):
             self.layout = StateLayout(self.layout.root, Path(svc_root))
         self.progress = progress or _quiet
+        self._launched: subprocess.Popen[bytes] | None = None
 
     # -- public API ----------------------------------------------------------------------------
     @property
@@ -458,7 +459,7 @@ class LocalPlatform:
         self.layout.status_file.unlink(missing_ok=True)
         log = open(self.layout.log("supervisor"), "ab")  # noqa: SIM115 - handed to the child
         try:
-            subprocess.Popen(
+            self._launched = subprocess.Popen(
                 [sys.executable, "-m", "localplatform.supervisor", str(self.layout.root)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -490,8 +491,9 @@ class LocalPlatform:
                     raise PlatformError(f"the supervisor stopped during start (see {self.layout.log('supervisor')})")
             if time.monotonic() > deadline:
                 self.stop()
+                self._stop_launched()
                 raise PlatformError(
-                    f"not ready after {self.options.start_timeout_s:.0f}s; logs are in {self.layout.logs}"
+                    f"not ready after {self.options.start_timeout_s:g}s; logs are in {self.layout.logs}"
                 )
             time.sleep(0.2)
 
@@ -527,6 +529,20 @@ class LocalPlatform:
         if not self.is_running():
             raise PlatformError("the platform is not running")
         write_file(self.layout.control_dir / name, action, current_user(), 0o600)
+
+    def _stop_launched(self) -> None:
+        """The supervisor this object launched, by its own pid: ``stop()`` finds a supervisor
+        through the status file, which a supervisor killed this early has not written yet."""
+        launched = self._launched
+        if launched is None or launched.poll() is not None:
+            return
+        launched.terminate()
+        try:
+            launched.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            launched.kill()
+            launched.wait(timeout=10)
+        self._cleanup_orphans(read_status(self.layout.status_file))
 
     def _remove_state_dir(self) -> None:
         relocated = self.layout.svc_root
