@@ -10,6 +10,7 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import PlatformError
 from .options import PORT_NAMES, PlatformOptions
@@ -24,10 +25,19 @@ def _port(text: str) -> tuple[str, int]:
     return name, int(value)
 
 
+class UsageError(Exception):
+    """A bad command line, reported as one line like every other error."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m localplatform", description=__doc__)
+    parser = _Parser(prog="python -m localplatform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--state-dir", type=Path, default=Path(".local"), help="where everything lives (.local)")
     up = sub.add_parser("up", parents=[common], help="start (or confirm) the platform")
     up.add_argument(
@@ -130,7 +140,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "gc": cmd_gc}
     try:
         return handlers[args.command](args)

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Literal
 
 from rendering.mlflow_server import ArtifactAccessMode
+from rendering.postgres import MAX_MAX_CONNECTIONS, MIN_MAX_CONNECTIONS, MIN_MEMORY_BYTES
+from rendering.units import MIB
 from stackconfig.schema import ArtifactsConfig, ServerConfig
 
 AuthMode = Literal["ours", "mlflow-defaults", "off"]
@@ -63,3 +65,35 @@ class PlatformOptions:
             "pg_bin_dir": str(self.pg_bin_dir) if self.pg_bin_dir else None,
             "service_user": self.service_user,
         }
+
+
+def option_problems(options: PlatformOptions) -> list[str]:
+    """What is wrong with the options, one phrase each naming the option and what is expected;
+    checked before anything is created, so a bad option leaves no half-made state dir."""
+    problems = []
+    if options.workers < 1:
+        problems.append(f"--workers must be >= 1, got {options.workers}")
+    if options.in_flight_per_worker < 1:
+        problems.append(f"in_flight_per_worker must be >= 1, got {options.in_flight_per_worker}")
+    minimum_mb = MIN_MEMORY_BYTES // MIB
+    if options.postgres_memory_mb < minimum_mb:
+        problems.append(
+            f"--postgres-memory-mb must be >= {minimum_mb} (the PostgreSQL tuning's minimum), "
+            f"got {options.postgres_memory_mb}"
+        )
+    if (
+        options.max_connections is not None
+        and not MIN_MAX_CONNECTIONS <= options.max_connections <= MAX_MAX_CONNECTIONS
+    ):
+        problems.append(
+            f"--max-connections must be from {MIN_MAX_CONNECTIONS} to {MAX_MAX_CONNECTIONS}, "
+            f"got {options.max_connections}"
+        )
+    for name, port in sorted(options.ports.items()):
+        if name not in PORT_NAMES:
+            problems.append(f"--port {name}={port}: unknown port name; known: {', '.join(PORT_NAMES)}")
+        elif not 1024 <= port <= 65535:
+            problems.append(f"--port {name}={port}: expected an unprivileged TCP port from 1024 to 65535")
+    if not options.start_timeout_s > 0:
+        problems.append(f"--timeout must be > 0 seconds, got {options.start_timeout_s:g}")
+    return problems

@@ -41,7 +41,7 @@ from .binaries import Binaries, find_binaries
 from .clientenv import read_env_file, write_env_file
 from .errors import PlatformError
 from .layout import StateLayout
-from .options import PORT_NAMES, PlatformOptions
+from .options import PORT_NAMES, PlatformOptions, option_problems
 from .plan import Plan, plan_to_json
 from .ports import allocate
 from .secrets_store import load_or_create
@@ -141,6 +141,7 @@ class LocalPlatform:
         if isinstance(svc_root, str):
             self.layout = StateLayout(self.layout.root, Path(svc_root))
         self.progress = progress or _quiet
+        self._launched: subprocess.Popen[bytes] | None = None
 
     # -- public API ----------------------------------------------------------------------------
     @property
@@ -153,12 +154,18 @@ class LocalPlatform:
         if supervisor_alive(running):
             return self._already_running(running, began)
         self._cleanup_orphans(running)
-        ctx, notes = self._prepare()
-        for note in notes:
-            self.progress(f"note: {note}")
-        plan = self._build_plan(ctx)
-        write_file(self.layout.plan_file, plan_to_json(plan), ctx.me, 0o600)
-        self._write_metadata(ctx)
+        created = not self.layout.root.exists()
+        try:
+            ctx, notes = self._prepare()
+            for note in notes:
+                self.progress(f"note: {note}")
+            plan = self._build_plan(ctx)
+            write_file(self.layout.plan_file, plan_to_json(plan), ctx.me, 0o600)
+            self._write_metadata(ctx)
+        except BaseException:
+            if created:  # nothing half-created: a start that fails before launching leaves no state dir
+                self._remove_state_dir()
+            raise
         self._launch_supervisor()
         self._wait_ready(began)
         self._verify_endpoint(ctx)
@@ -312,8 +319,9 @@ class LocalPlatform:
 
     def _prepare(self) -> tuple[comp.Context, list[str]]:
         opts, layout = self.options, self.layout
-        if opts.workers < 1:
-            raise PlatformError("--workers must be >= 1")
+        problems = option_problems(opts)
+        if problems:
+            raise PlatformError("; ".join(problems))
         if re.search(r"[\s'\"\\;#$`]", str(layout.root)):
             raise PlatformError(
                 f"the state dir path {str(layout.root)!r} must not contain spaces, quotes or ;#$`\\ "
@@ -468,7 +476,7 @@ class LocalPlatform:
         self.layout.status_file.unlink(missing_ok=True)
         log = open(self.layout.log("supervisor"), "ab")  # noqa: SIM115 - handed to the child
         try:
-            subprocess.Popen(
+            self._launched = subprocess.Popen(
                 [sys.executable, "-m", "localplatform.supervisor", str(self.layout.root)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -500,8 +508,9 @@ class LocalPlatform:
                     raise PlatformError(f"the supervisor stopped during start (see {self.layout.log('supervisor')})")
             if time.monotonic() > deadline:
                 self.stop()
+                self._stop_launched()
                 raise PlatformError(
-                    f"not ready after {self.options.start_timeout_s:.0f}s; logs are in {self.layout.logs}"
+                    f"not ready after {self.options.start_timeout_s:g}s; logs are in {self.layout.logs}"
                 )
             time.sleep(0.2)
 
@@ -537,6 +546,26 @@ class LocalPlatform:
         if not self.is_running():
             raise PlatformError("the platform is not running")
         write_file(self.layout.control_dir / name, action, current_user(), 0o600)
+
+    def _stop_launched(self) -> None:
+        """The supervisor this object launched, by its own pid: ``stop()`` finds a supervisor
+        through the status file, which a supervisor killed this early has not written yet."""
+        launched = self._launched
+        if launched is None or launched.poll() is not None:
+            return
+        launched.terminate()
+        try:
+            launched.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            launched.kill()
+            launched.wait(timeout=10)
+        self._cleanup_orphans(read_status(self.layout.status_file))
+
+    def _remove_state_dir(self) -> None:
+        relocated = self.layout.svc_root
+        shutil.rmtree(self.layout.root, ignore_errors=True)
+        if relocated is not None and relocated.parent == EXTERNAL_SVC_BASE:
+            shutil.rmtree(relocated, ignore_errors=True)
 
     def _cleanup_orphans(self, status: PlatformStatus | None) -> None:
         """Components left by a supervisor that died (SIGKILL, OOM): stop them by recorded pid."""

@@ -39,6 +39,12 @@ class Probe:
 def parse_root(root: str) -> tuple[str, str]:
     match = re.match(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$", root)
     if match is None:
+        bucket = root.removeprefix("s3://").split("/", 1)[0] if root.startswith("s3://") else None
+        if bucket:
+            raise cli.ConfigError(
+                f"--artifact-root {root!r}: {bucket!r} is not an S3 bucket name "
+                "(3-63 lowercase letters, digits, dots and hyphens)"
+            )
         raise cli.ConfigError(f"--artifact-root must be s3://<bucket>[/<prefix>], got {root!r}")
     return match["bucket"], (match["prefix"] or "").strip("/")
 
@@ -161,7 +167,10 @@ def run(args: argparse.Namespace) -> cli.Report:
     if failed:
         what = ", ".join(f"{r.operation} {r.outcome}" for r in failed)
         detail = failed[0].detail
-        return cli.Report(lines, data, cli.EXIT_REFUSED, f"{args.artifact_root}: {what} ({detail})")
+        # Denied is an answer (exit 1); errors only (endpoint unreachable, no credentials) mean
+        # the check could not be made (exit 3), like every other tool's unreachable server.
+        code = cli.EXIT_ERROR if all(r.outcome == "error" for r in failed) else cli.EXIT_REFUSED
+        return cli.Report(lines, data, code, f"{args.artifact_root}: {what} ({detail})")
     lines.append(f"{args.artifact_root}: put and get allowed")
     return cli.Report(lines, data)
 

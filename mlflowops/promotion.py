@@ -146,10 +146,12 @@ def build_parser() -> cli.Parser:
 
 
 def run(args: argparse.Namespace) -> cli.Report:
-    client = registry.make_client(cli.tracking_uri(args.tracking_uri))
     name, version = args.model_name, str(args.version)
-    if not version.isdigit():
-        raise cli.ConfigError(f"--version must be a version number, got {version!r}")
+    if not name.strip():
+        raise cli.ConfigError("--model-name must not be empty: give the registered model's name")
+    if not version.isdigit() or int(version) < 1:
+        raise cli.ConfigError(f"--version must be a version number (1, 2, ...), got {version!r}")
+    client = registry.make_client(cli.tracking_uri(args.tracking_uri))
     aliases = registry.get_aliases(client, name)
     mv = registry.get_version(client, name, version)
     state = VersionState(version, str(mv.status), dict(mv.tags), aliases)

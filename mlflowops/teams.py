@@ -168,8 +168,19 @@ def load(path: Path) -> TeamsConfig:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a teams.yaml file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8) file, expected a teams.yaml") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {' '.join(str(error).split())}") from None
+    try:
+        return _parse(path, raw)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error.reason}") from None
+
+
+def _parse(path: Path, raw: object) -> TeamsConfig:
     top = _mapping(raw, "(top level)")
     _only(top, {"version", "passwords", "users", "teams"}, "(top level)")
     if top.get("version", 1) != 1:

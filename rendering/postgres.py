@@ -25,6 +25,8 @@ PAGE_BYTES = 8 * KIB
 """PostgreSQL's block size: the unit of shared_buffers, effective_cache_size and wal_buffers."""
 
 MIN_MAX_CONNECTIONS = 20
+MIN_MEMORY_BYTES = 512 * MIB
+"""The smallest memory budget the tuning below supports."""
 MAX_MAX_CONNECTIONS = 5000
 
 
@@ -76,8 +78,8 @@ def render_postgres_parameters(tuning: PostgresTuning) -> tuple[PgParameter, ...
     (≤ 64 MB), max_wal_size memory/2 (1–16 GB). At 8 GiB this reproduces the guide's values.
     """
     memory = tuning.memory_bytes
-    if memory < 512 * MIB:
-        raise ValueError(f"memory_bytes={memory} is below the 512 MiB this tuning supports")
+    if memory < MIN_MEMORY_BYTES:
+        raise ValueError(f"memory_bytes={memory} is below the {MIN_MEMORY_BYTES // MIB} MiB this tuning supports")
     shared_buffers = memory // 4
     effective_cache = memory * 3 // 4
     work_mem = _clamp(memory // 128, 4 * MIB, 256 * MIB)
