@@ -125,6 +125,7 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         training_role_arn=training.role_arn,
         training_service_accounts=config.training.service_accounts,
         mlflow_version=mlflow_version(),
+        rotation=config.rotation,
     )
     if ingress is not None and ingress.certificate_arn is not None:
         tracking_args["acm_certificate_arn"] = ingress.certificate_arn  # the certificate this stack issued

@@ -18,6 +18,7 @@ from rendering.instance_classes import UnknownInstanceClassError, instance_memor
 from rendering.pools import CapacityInputs, PoolSizingError, plan_pools
 from rendering.postgres import PostgresTuning, max_connections_for
 from rendering.units import GIB
+from rendering.versions import image_mlflow_version, mlflow_version
 
 from .errors import MISSING, ConfigError, ConfigProblem
 from .schema import (
@@ -31,6 +32,7 @@ from .schema import (
     IngressConfig,
     NetworkConfig,
     NodeGroupConfig,
+    RotationConfig,
     ServerConfig,
     ServiceAccountRef,
     StackConfig,
@@ -38,7 +40,7 @@ from .schema import (
 )
 
 PROJECT = "mlflow-platform"
-SECTIONS = ("cluster", "network", "database", "artifacts", "training", "server", "tags")
+SECTIONS = ("cluster", "network", "database", "artifacts", "training", "server", "rotation", "tags")
 
 T = TypeVar("T")
 
@@ -700,7 +702,30 @@ def _server(section: _Section) -> ServerConfig:
         vpc_cidr=section.string("vpcCidr", d.vpc_cidr, pattern=_CIDR, expected="an IPv4 CIDR like 10.0.0.0/16"),
     )
     ingress.reject_unknown()
+    _check_image_version(section, config.image)
     return config
+
+
+def _check_image_version(section: _Section, image: str) -> None:
+    """An image whose tag names another MLflow than requirements.txt pins is refused (see
+    ``rendering.versions.image_mlflow_version``); untagged digests are taken as given."""
+    built_with = image_mlflow_version(image)
+    if built_with is not None and built_with != mlflow_version():
+        section.problem(
+            "image",
+            image,
+            f"an image built for MLflow {mlflow_version()} (requirements.txt), not {built_with}: "
+            "deploy the image CI builds from this commit",
+        )
+
+
+def _rotation(section: _Section) -> RotationConfig:
+    d = RotationConfig()
+    return RotationConfig(
+        admin_password=section.integer("adminPassword", d.admin_password, low=0, high=9999),
+        database_password=section.integer("databasePassword", d.database_password, low=0, high=9999),
+        flask_secret_key=section.integer("flaskSecretKey", d.flask_secret_key, low=0, high=9999),
+    )
 
 
 def _check_capacity(config: StackConfig, problems: list[ConfigProblem]) -> None:
@@ -804,6 +829,7 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
         artifacts=_artifacts(sections["artifacts"]),
         training=_training(sections["training"]),
         server=_server(sections["server"]),
+        rotation=_rotation(sections["rotation"]),
         tags=_tags(values.get("tags"), problems),
     )
     if mode is not None:
