@@ -73,7 +73,9 @@ def apply(base: str, username: str, new_password: str, previous_password: str) -
     if not works(base, username, previous_password):
         raise SystemExit(f"admin password: neither the new nor the previous password logs {username} in")
     url = f"{base}/api/2.0/mlflow/users/update-password"
-    status = _status(url, "PATCH", username, previous_password, {"username": username, "password": new_password})
+    # Changing one's own password re-asserts the current one (MLflow >= 3.17).
+    body = {"username": username, "password": new_password, "current_password": previous_password}
+    status = _status(url, "PATCH", username, previous_password, body)
     if status != 200:
         raise SystemExit(f"admin password: update-password answered HTTP {status}")
     if not works(base, username, new_password):
