@@ -5,7 +5,7 @@ STATE ?= .local
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images mlflowops examples
 
-.PHONY: setup setup-test test-ops test-integration up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
+.PHONY: setup setup-test test-ops test-integration test-upgrade up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
 
 setup:  ## apt packages + .venv with the pinned dependencies (idempotent)
 	@bash scripts/setup.sh
@@ -35,6 +35,9 @@ test-ops: setup  ## the ops tools (scripts/, mlflowops/) against local platforms
 
 test-integration: setup-test  ## the guide's workflows, security behaviour and the UI in Chromium, over TLS
 	@$(PYTEST) -q tests/integration
+
+test-upgrade: setup  ## previous MLflow minor -> pinned one on a local platform, and credential rotation (~4 min; own CI job, not in test)
+	@$(PYTEST) -q tests/upgrade
 
 lint: setup
 	@$(PY) -m ruff check $(LINT_PATHS)

@@ -18,7 +18,6 @@ from rendering.instance_classes import UnknownInstanceClassError, instance_memor
 from rendering.pools import CapacityInputs, PoolSizingError, plan_pools
 from rendering.postgres import PostgresTuning, max_connections_for
 from rendering.units import GIB
-from rendering.versions import image_mlflow_version, mlflow_version
 
 from .errors import MISSING, ConfigError, ConfigProblem
 from .schema import (
@@ -702,21 +701,7 @@ def _server(section: _Section) -> ServerConfig:
         vpc_cidr=section.string("vpcCidr", d.vpc_cidr, pattern=_CIDR, expected="an IPv4 CIDR like 10.0.0.0/16"),
     )
     ingress.reject_unknown()
-    _check_image_version(section, config.image)
     return config
-
-
-def _check_image_version(section: _Section, image: str) -> None:
-    """An image whose tag names another MLflow than requirements.txt pins is refused (see
-    ``rendering.versions.image_mlflow_version``); untagged digests are taken as given."""
-    built_with = image_mlflow_version(image)
-    if built_with is not None and built_with != mlflow_version():
-        section.problem(
-            "image",
-            image,
-            f"an image built for MLflow {mlflow_version()} (requirements.txt), not {built_with}: "
-            "deploy the image CI builds from this commit",
-        )
 
 
 def _rotation(section: _Section) -> RotationConfig:

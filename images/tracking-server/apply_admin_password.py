@@ -85,7 +85,7 @@ def apply(base: str, username: str, new_password: str, previous_password: str) -
 
 def main(argv: list[str]) -> int:
     if len(argv) != 5:
-        print(__doc__.split("\n\n")[2], file=sys.stderr)
+        print("usage: apply_admin_password.py URL USERNAME NEW_PASSWORD_FILE PREVIOUS_PASSWORD_FILE", file=sys.stderr)
         return 2
     base, username = argv[1].rstrip("/"), argv[2]
     with open(argv[3], encoding="utf-8") as new_file, open(argv[4], encoding="utf-8") as previous_file:
