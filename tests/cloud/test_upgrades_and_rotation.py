@@ -44,12 +44,18 @@ def config(image: str, rotation: dict[str, int] | None = None) -> dict[str, str]
 
 
 def run(values: dict[str, str]) -> tuple[RecordingMocks, dict[str, Any], dict[str, bool]]:
-    previous = asyncio.get_event_loop()
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    """On a loop of its own; whatever loop the caller had (possibly none) is restored."""
+    try:
+        previous: asyncio.AbstractEventLoop | None = asyncio.get_event_loop()
+    except RuntimeError:  # an earlier test closed and unset the current loop
+        previous = None
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     try:
         return run_program("dev", values)
     finally:
         asyncio.set_event_loop(previous)
+        loop.close()
 
 
 def flatten(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
