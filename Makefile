@@ -5,7 +5,7 @@ STATE ?= .local
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images mlflowops examples plugins
 
-.PHONY: setup setup-test test-ops test-integration test-services test-reliability up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
+.PHONY: setup setup-test test-ops test-integration test-services test-reliability test-upgrade up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
 
 setup:  ## apt packages + .venv with the pinned dependencies (idempotent)
 	@bash scripts/setup.sh
@@ -50,6 +50,9 @@ test-services: setup-test  ## every service suite, in parallel, output kept per 
 
 suite/%:
 	@echo "== $* =="; $(PYTEST) -q --basetemp=$(TEST_TMP)/$(notdir $*) $*
+
+test-upgrade: setup  ## previous MLflow minor -> pinned one on a local platform, and credential rotation (~4 min; own CI job, not in test)
+	@$(PYTEST) -q tests/upgrade
 
 lint: setup
 	@$(PY) -m ruff check $(LINT_PATHS)

@@ -35,7 +35,7 @@ from rendering.server_side import (
     TargetParameters,
     render_server_side,
 )
-from stackconfig.schema import MonitoringConfig, ServerConfig, ServiceAccountRef
+from stackconfig.schema import MonitoringConfig, RotationConfig, ServerConfig, ServiceAccountRef
 
 APP = "mlflow"
 UID = 10001
@@ -59,6 +59,10 @@ SECRETS_DIR = "/secrets"
 PGBOUNCER_CONFIG_DIR = "/etc/pgbouncer"
 PROXY_CONFIG = "/etc/nginx/nginx.conf"
 BOOTSTRAP_RUNNER = "/opt/mlflow-platform/run_bootstrap.py"
+ADMIN_PASSWORD_RUNNER = "/opt/mlflow-platform/apply_admin_password.py"  # noqa: S105 - a path
+CREDENTIALS_REVISION = "mlflow-platform/credentials-revision"
+"""Pod-template annotation naming the generations of the credentials the pods read at start:
+raising one (``mlflow-platform:rotation``) rolls the pods, and nothing secret is in it."""
 INGRESS_NGINX_NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 
 
@@ -86,6 +90,8 @@ class TrackingServerArgs(TypedDict):
     """ALB: the certificate the stack issued (create mode); else ``settings.ingress``'s ARN."""
     monitoring: NotRequired[MonitoringConfig]
     """Who may scrape the metrics ports (default: ``MonitoringConfig()``)."""
+    rotation: NotRequired[RotationConfig]
+    """Credential generations (docs/rotation.md); all 0 when absent."""
 
 
 def api_object(spec: Mapping[str, Any]) -> Any:
@@ -95,9 +101,16 @@ def api_object(spec: Mapping[str, Any]) -> Any:
     return spec
 
 
-def migration_job_name(mlflow_version: str) -> str:
-    """``mlflow-db-migrate-3-17-2``: a new MLflow version is a new Job, so it runs again."""
-    return "mlflow-db-migrate-" + mlflow_version.replace(".", "-").replace("+", "-").lower()
+def migration_job_name(mlflow_version: str, database_password_generation: int = 0) -> str:
+    """``mlflow-db-migrate-3-17-2``: a new MLflow version is a new Job, so it runs again; so is
+    a rotated application-role password (``-db2``), which the Job sets (a Job's pod template is
+    immutable, and a changed Secret alone would not run it again)."""
+    name = "mlflow-db-migrate-" + mlflow_version.replace(".", "-").replace("+", "-").lower()
+    return f"{name}-db{database_password_generation}" if database_password_generation else name
+
+
+def admin_password_job_name(generation: int) -> str:
+    return f"mlflow-admin-password-g{generation}"
 
 
 def pod_target(
@@ -208,7 +221,8 @@ class TrackingServer(pulumi.ComponentResource):
         self.server_labels = dict(server_labels)
         job_labels = {**labels, "app.kubernetes.io/component": "db-migration"}
 
-        secrets = self._generate_secrets(name)
+        rotation = args.get("rotation", RotationConfig())
+        secrets = self._generate_secrets(name, rotation)
         database = args["database"]
         rendered: pulumi.Output[ServerSide] = pulumi.Output.all(
             database["address"],
@@ -321,9 +335,12 @@ class TrackingServer(pulumi.ComponentResource):
             opts=in_ns,
         )
 
-        job_name = migration_job_name(args["mlflow_version"])
+        job_name = migration_job_name(args["mlflow_version"], rotation.database_password)
         self.migration_job = self._migration_job(name, job_name, settings, rendered, job_labels, in_ns)
-        self.deployment = self._deployment(name, settings, rendered, public, server_labels, in_ns)
+        self.deployment = self._deployment(name, settings, rendered, public, server_labels, in_ns, rotation)
+        self.admin_password_job = None
+        if rotation.admin_password:
+            self.admin_password_job = self._admin_password_job(name, settings, rotation, secrets, labels, in_ns)
         self.service = k8s.core.v1.Service(
             f"{name}-service",
             metadata={"name": APP, "namespace": ns, "labels": server_labels},
@@ -401,24 +418,160 @@ class TrackingServer(pulumi.ComponentResource):
             }
         )
 
-    def _generate_secrets(self, name: str) -> dict[str, pulumi.Output[str]]:
+    def _generate_secrets(self, name: str, rotation: RotationConfig) -> dict[str, pulumi.Output[str]]:
         """Every credential is generated here and lives only in Pulumi's encrypted state and in
-        Kubernetes Secrets. Alphanumeric: they end up in libpq password files and SCRAM."""
+        Kubernetes Secrets. Alphanumeric: they end up in libpq password files and SCRAM.
+
+        Rotation (docs/rotation.md): generation N > 0 of the application-role password and the
+        Flask key is the same resource with ``keepers`` naming N (a change replaces the value);
+        generation 0 has no keepers, so existing stacks keep their values. The admin password
+        has one resource per generation, so the previous one still exists for the Job that
+        changes it through MLflow's API (it must log in with it).
+        """
         child = pulumi.ResourceOptions(parent=self)
 
-        def password(suffix: str, length: int) -> pulumi.Output[str]:
-            return random.RandomPassword(f"{name}-{suffix}", length=length, special=False, opts=child).result
+        def keepers(generation: int) -> dict[str, str] | None:
+            return {"generation": str(generation)} if generation else None
 
-        salt = random.RandomBytes(f"{name}-app-role-salt", length=16, opts=child)
+        def password(suffix: str, length: int, generation: int = 0) -> pulumi.Output[str]:
+            return random.RandomPassword(
+                f"{name}-{suffix}", length=length, special=False, keepers=keepers(generation), opts=child
+            ).result
+
+        def admin_password(generation: int) -> pulumi.Output[str]:
+            return password("admin-password" + (f"-g{generation}" if generation else ""), 32)
+
+        salt = random.RandomBytes(
+            f"{name}-app-role-salt", length=16, keepers=keepers(rotation.database_password), opts=child
+        )
         stats_salt = random.RandomBytes(f"{name}-pgbouncer-stats-salt", length=16, opts=child)
-        return {
+        generated = {
             "stats_password": password("pgbouncer-stats-password", 40),
             "stats_salt": stats_salt.base64,
-            "app_password": password("app-role-password", 40),
+            "app_password": password("app-role-password", 40, rotation.database_password),
             "app_salt": salt.base64,
-            "flask_key": password("flask-secret-key", 64),
-            "admin_password": password("admin-password", 32),
+            "flask_key": password("flask-secret-key", 64, rotation.flask_secret_key),
+            "admin_password": admin_password(rotation.admin_password),
         }
+        if rotation.admin_password:
+            generated["previous_admin_password"] = admin_password(rotation.admin_password - 1)
+        return generated
+
+    def _admin_password_job(
+        self,
+        name: str,
+        settings: ServerConfig,
+        rotation: RotationConfig,
+        secrets: Mapping[str, pulumi.Output[str]],
+        labels: Mapping[str, str],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.batch.v1.Job:
+        """Applies a rotated admin password through MLflow's update-password API: the
+        environment only seeds an *empty* user store, so a new value there changes nothing.
+        A no-op when the new password already works; otherwise it logs in with the previous
+        one. Runs after the Deployment, through the public HTTPS URL (verified TLS)."""
+        ns = settings.namespace
+        job_name = admin_password_job_name(rotation.admin_password)
+        job_labels = {**labels, "app.kubernetes.io/component": "admin-password"}
+        files = ["admin-password", "previous-admin-password"]
+        secret = k8s.core.v1.Secret(
+            f"{name}-admin-password-secret",
+            metadata={"name": job_name, "namespace": ns, "labels": job_labels},
+            type="Opaque",
+            string_data={
+                "admin-password": pulumi.Output.secret(secrets["admin_password"]),
+                "previous-admin-password": pulumi.Output.secret(secrets["previous_admin_password"]),
+            },
+            opts=opts,
+        )
+        resources = _Resources("50m", "128Mi").spec()
+        stage = " && ".join(f"install -m 0600 {SECRETS_DIR}/{f} {RUN_DIR}/{f}" for f in files)
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-admin-password-network-policy",
+            metadata={"name": f"{APP}-admin-password", "namespace": ns},
+            spec=api_object(
+                {
+                    "podSelector": {"matchLabels": dict(job_labels)},
+                    "policyTypes": ["Ingress", "Egress"],
+                    "ingress": [],
+                    "egress": [
+                        {
+                            "to": [
+                                {
+                                    "namespaceSelector": {
+                                        "matchLabels": {INGRESS_NGINX_NAMESPACE_LABEL: "kube-system"}
+                                    },
+                                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                                }
+                            ],
+                            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                        },
+                        {
+                            "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}],
+                            "ports": [{"protocol": "TCP", "port": 443}],
+                        },
+                    ],
+                }
+            ),
+            opts=opts,
+        )
+        return k8s.batch.v1.Job(
+            f"{name}-admin-password",
+            metadata={"name": job_name, "namespace": ns, "labels": job_labels},
+            spec=api_object(
+                {
+                    "backoffLimit": 6,
+                    "activeDeadlineSeconds": 900,
+                    "template": {
+                        "metadata": {"labels": dict(job_labels)},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "serviceAccountName": settings.service_account,
+                            "automountServiceAccountToken": False,
+                            "securityContext": _pod_security(),
+                            "initContainers": [
+                                {
+                                    "name": "stage-secrets",
+                                    "image": settings.image,
+                                    "imagePullPolicy": "Always",
+                                    "command": ["sh", "-ec", stage],
+                                    "securityContext": _container_security(),
+                                    "resources": resources,
+                                    "volumeMounts": [
+                                        {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
+                                        {"name": "run", "mountPath": RUN_DIR},
+                                    ],
+                                }
+                            ],
+                            "containers": [
+                                {
+                                    "name": "apply",
+                                    "image": settings.image,
+                                    "imagePullPolicy": "Always",
+                                    "command": [
+                                        "python",
+                                        ADMIN_PASSWORD_RUNNER,
+                                        f"https://{settings.host}",
+                                        PlatformSettings.admin_username,
+                                        f"{RUN_DIR}/admin-password",
+                                        f"{RUN_DIR}/previous-admin-password",
+                                    ],
+                                    "securityContext": _container_security(),
+                                    "resources": resources,
+                                    "volumeMounts": [{"name": "run", "mountPath": RUN_DIR, "readOnly": True}],
+                                }
+                            ],
+                            "volumes": [
+                                {"name": "secrets", "secret": {"secretName": job_name, "defaultMode": 0o440}},
+                                {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                            ],
+                        },
+                    },
+                }
+            ),
+            # The server must run (and have seeded the user store) before its password changes.
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[secret, self.deployment])),
+        )
 
     def _migration_job(
         self,
@@ -506,6 +659,7 @@ class TrackingServer(pulumi.ComponentResource):
         public: Any,
         labels: Mapping[str, str],
         opts: pulumi.ResourceOptions,
+        rotation: RotationConfig,
     ) -> k8s.apps.v1.Deployment:
         ns = settings.namespace
         probe_port = "mlflow"
@@ -672,7 +826,12 @@ class TrackingServer(pulumi.ComponentResource):
                         # Restart pods when rendered configuration changes.
                         "metadata": {
                             "labels": dict(labels),
-                            "annotations": {"mlflow-platform/config-revision": config_hash},
+                            "annotations": {
+                                "mlflow-platform/config-revision": config_hash,
+                                # Secrets are read at start (env, staged files): a rotation rolls the pods.
+                                CREDENTIALS_REVISION: f"database={rotation.database_password},"
+                                f"flask={rotation.flask_secret_key}",
+                            },
                         },
                         "spec": pod_spec,
                     },

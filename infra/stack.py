@@ -14,7 +14,7 @@ from components.monitoring import Monitoring
 from components.tracking_server import TrackingServer, TrackingServerArgs
 from infra.cluster import ClusterFacts, cluster_facts, kubeconfig, kubernetes_provider
 from infra.config_source import read_stack_config
-from rendering.versions import mlflow_version
+from rendering.versions import image_mlflow_version, mlflow_version
 from stackconfig import PROJECT, StackConfig
 
 
@@ -26,6 +26,24 @@ def _check_region(config: StackConfig) -> None:
             f"{PROJECT}:cluster.region: got {config.cluster.region!r}; expected the stack's aws:region "
             f"({provider_region!r})"
         )
+
+
+def _check_image_version(config: StackConfig) -> None:
+    """An image whose tag names another MLflow than requirements.txt pins would run the new
+    migration Job name with the old MLflow (``rendering.versions.image_mlflow_version``).
+    Refused by ``pulumi up``; a preview only warns, because a pull request that bumps MLflow is
+    previewed against the image deployed now (CI builds the new one when it merges)."""
+    built_with = image_mlflow_version(config.server.image)
+    if built_with is None or built_with == mlflow_version():
+        return
+    message = (
+        f"{PROJECT}:server.image: got an image built for MLflow {built_with}; expected one built for "
+        f"MLflow {mlflow_version()} (requirements.txt): deploy the image CI builds from this commit"
+    )
+    if pulumi.runtime.is_dry_run():
+        pulumi.log.warn(message)
+        return
+    raise pulumi.RunError(message)
 
 
 def _ingress_path(
@@ -61,6 +79,7 @@ def _ingress_path(
 def build_stack() -> dict[str, pulumi.Input[object]]:
     config = read_stack_config()
     _check_region(config)
+    _check_image_version(config)
     stack = pulumi.get_stack()
     tags = {"project": "mlflow-platform", "stack": stack, **config.tags}
     base = f"mlflow-{stack}"
@@ -129,6 +148,7 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         training_service_accounts=config.training.service_accounts,
         mlflow_version=mlflow_version(),
         monitoring=config.monitoring,
+        rotation=config.rotation,
     )
     if ingress is not None and ingress.certificate_arn is not None:
         tracking_args["acm_certificate_arn"] = ingress.certificate_arn  # the certificate this stack issued

@@ -35,6 +35,7 @@ from .schema import (
     MonitoringConfig,
     NetworkConfig,
     NodeGroupConfig,
+    RotationConfig,
     ServerConfig,
     ServiceAccountRef,
     StackConfig,
@@ -49,6 +50,7 @@ SECTIONS = (
     "artifacts",
     "training",
     "server",
+    "rotation",
     "tags",
     "monitoring",
     "garbageCollection",
@@ -771,6 +773,15 @@ def _garbage_collection(section: _Section) -> GarbageCollectionConfig:
     return GarbageCollectionConfig(schedule=schedule, older_than=older_than)
 
 
+def _rotation(section: _Section) -> RotationConfig:
+    d = RotationConfig()
+    return RotationConfig(
+        admin_password=section.integer("adminPassword", d.admin_password, low=0, high=9999),
+        database_password=section.integer("databasePassword", d.database_password, low=0, high=9999),
+        flask_secret_key=section.integer("flaskSecretKey", d.flask_secret_key, low=0, high=9999),
+    )
+
+
 def _check_capacity(config: StackConfig, problems: list[ConfigProblem]) -> None:
     """Pools and admission limits must fit the database's rendered max_connections."""
     if not config.database.memory_bytes:
@@ -894,6 +905,7 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
         artifacts=_artifacts(sections["artifacts"]),
         training=_training(sections["training"]),
         server=_server(sections["server"]),
+        rotation=_rotation(sections["rotation"]),
         tags=_tags(values.get("tags"), problems),
         monitoring=_monitoring(sections["monitoring"]),
         garbage_collection=_garbage_collection(sections["garbageCollection"]),

@@ -234,6 +234,20 @@ class GarbageCollectionConfig:
 
 
 @dataclass(frozen=True)
+class RotationConfig:
+    """Generation of each generated credential: raising one in the stack file rotates it.
+
+    0 is the credential first generated; every change regenerates it (a Pulumi ``random``
+    resource keyed on the generation) and ``docs/rotation.md`` says what each one rolls.
+    """
+
+    admin_password: int = 0
+    database_password: int = 0
+    """The application role's password (PgBouncer and the server); not the RDS master's."""
+    flask_secret_key: int = 0
+
+
+@dataclass(frozen=True)
 class StackConfig:
     cluster: ClusterConfig
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -241,6 +255,7 @@ class StackConfig:
     artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    rotation: RotationConfig = field(default_factory=RotationConfig)
     tags: dict[str, str] = field(default_factory=dict)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     garbage_collection: GarbageCollectionConfig = field(default_factory=GarbageCollectionConfig)

@@ -47,6 +47,12 @@ def unwrap(value: Any) -> Any:
     return value
 
 
+def _keepers(inputs: Mapping[str, Any]) -> str:
+    """``random`` resources' keepers as text ("" without any, so those values never change)."""
+    keepers = inputs.get("keepers")
+    return json.dumps(keepers, sort_keys=True) if keepers else ""
+
+
 def is_secret_envelope(value: Any) -> bool:
     return isinstance(value, dict) and SECRET_SIG in value
 
@@ -85,7 +91,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 outputs.update(name=physical)
             case "random:index/randomPassword:RandomPassword":
                 # Distinct per resource, of the requested length: tests can tell secrets apart.
-                digest = hashlib.sha256(args.name.encode()).hexdigest()
+                # New keepers are a new value, as the provider replaces the resource.
+                digest = hashlib.sha256((args.name + _keepers(args.inputs)).encode()).hexdigest()
                 outputs.update(result=("Pw" + digest * 2)[: int(args.inputs.get("length", 32))])
             case "aws:eks/cluster:Cluster":
                 # What EKS computes: the API endpoint, its CA, the OIDC issuer, the cluster SG.
@@ -127,7 +134,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 # Set by the ingress controller once the load balancer exists; the provider waits for it.
                 outputs.update(status={"loadBalancer": {"ingress": [{"hostname": LOAD_BALANCER_HOSTNAME}]}})
             case "random:index/randomBytes:RandomBytes":
-                raw = hashlib.sha256(args.name.encode()).digest()[: int(args.inputs["length"])]
+                raw = hashlib.sha256((args.name + _keepers(args.inputs)).encode()).digest()[
+                    : int(args.inputs["length"])
+                ]
                 outputs.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
         return f"{args.name}-id", outputs
 

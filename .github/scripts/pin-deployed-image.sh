@@ -17,11 +17,14 @@ if ! pulumi stack export --stack "$stack" >"$state"; then
   exit 1
 fi
 
-# Every string in a Deployment's inputs that names our repository by digest (the MLflow container).
-found=$(jq -r --arg repo "/$repository@sha256:" '
+# Every string in a Deployment's inputs that names our repository by digest (the MLflow container),
+# with or without the tag image.yml gives it (<repository>:mlflow-<version>-inputs-<hash>@sha256:…).
+found=$(jq -r --arg repo "/$repository" '
   [.deployment.resources[]?
    | select(.type == "kubernetes:apps/v1:Deployment")
-   | .inputs | .. | strings | select(contains($repo))]
+   | .inputs | .. | strings
+   | select(test("@sha256:[0-9a-f]{64}$"))
+   | select(split("@")[0] | sub(":[^/]*$"; "") | endswith($repo))]
   | unique | .[]' "$state")
 images=()
 if [[ -n "$found" ]]; then

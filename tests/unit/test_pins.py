@@ -41,3 +41,24 @@ def test_pulumi_install_reads_the_same_pins():
     # `pulumi install` (pip toolchain) runs in infra/ and installs infra/requirements.txt.
     lines = (ROOT / "infra" / "requirements.txt").read_text().splitlines()
     assert [line for line in lines if line and not line.startswith("#")] == ["-r ../requirements.txt"]
+
+
+def test_previous_mlflow_is_the_previous_minor_of_the_pinned_one():
+    """The upgrade test (tests/upgrade) starts on this release and upgrades to the pinned one."""
+    from localplatform.mlflow_venv import PREVIOUS_PINS, previous_mlflow_version
+    from rendering.mlflow_server import MINIMUM_MLFLOW_VERSION
+
+    pinned, previous = _version_tuple(mlflow_version()), _version_tuple(previous_mlflow_version())
+    assert previous[0] == pinned[0] and previous[1] == pinned[1] - 1, (previous, pinned)
+    assert previous >= MINIMUM_MLFLOW_VERSION
+    lines = [line.strip() for line in PREVIOUS_PINS.read_text().splitlines() if line.strip() and line[0] != "#"]
+    version = previous_mlflow_version()
+    assert sorted(lines) == sorted(f"{name}=={version}" for name in ("mlflow[auth]", "mlflow-skinny", "mlflow-tracing"))
+
+
+def test_the_image_tag_ci_writes_is_the_one_the_stack_reads():
+    from rendering.versions import IMAGE_TAG_PATTERN
+
+    workflow = (ROOT / ".github" / "workflows" / "image.yml").read_text()
+    assert 'tag="mlflow-${MLFLOW_VERSION}-inputs-${INPUTS_HASH:0:32}"' in workflow
+    assert IMAGE_TAG_PATTERN.match(f"mlflow-{mlflow_version()}-inputs-{'0a' * 16}")
