@@ -23,6 +23,9 @@ PINNED = mlflow_version()
 BUMPED = "3.18.0"
 REPOSITORY = "111111111111.dkr.ecr.us-east-1.amazonaws.com/mlflow-tracking-server"
 TRACKING = "mlflow-dev-tracking"
+GC_CRON_JOB = "mlflow-dev-gc-cron-job"
+GC_SECRET = "mlflow-dev-gc-secret"
+CRON_JOB = "kubernetes:batch/v1:CronJob"
 JOB = "kubernetes:batch/v1:Job"
 SECRET = "kubernetes:core/v1:Secret"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -123,6 +126,9 @@ def test_an_mlflow_bump_changes_the_image_and_the_migration_job_and_nothing_else
         (SECRET, job_secret, "metadata.name"),
         (DEPLOYMENT, f"{TRACKING}-deployment", f"{POD}.initContainers[0].image"),  # stage-secrets
         (DEPLOYMENT, f"{TRACKING}-deployment", f"{POD}.containers[0].image"),  # mlflow
+        # The garbage-collection CronJob runs `mlflow gc` from the same image.
+        (CRON_JOB, GC_CRON_JOB, f"spec.jobTemplate.{POD}.initContainers[0].image"),
+        (CRON_JOB, GC_CRON_JOB, f"spec.jobTemplate.{POD}.containers[0].image"),
     }
     assert inputs(before, JOB, job)["metadata"]["name"] == "mlflow-db-migrate-" + PINNED.replace(".", "-")
     assert inputs(after, JOB, job)["metadata"]["name"] == "mlflow-db-migrate-3-18-0"
@@ -153,6 +159,8 @@ ROTATIONS = {
         # PgBouncer's auth file and the server's password file carry the new verifier/password.
         (SECRET, f"{TRACKING}-server-secret", "stringData.userlist.txt"),
         (SECRET, f"{TRACKING}-server-secret", "stringData.server.pgpass"),
+        # The gc CronJob's password file (its next run reads the new one).
+        (SECRET, GC_SECRET, "stringData.gc.pgpass"),
         # The migration Job sets the role's new verifier: a new Job (and its Secret).
         (SECRET, f"{TRACKING}-migration-secret", "metadata.name"),
         (SECRET, f"{TRACKING}-migration-secret", "stringData.bootstrap.json"),
