@@ -3,9 +3,9 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 STATE ?= .local
 PYTEST := $(PY) -m pytest -p no:cacheprovider
-LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images mlflowops examples
+LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images mlflowops examples plugins
 
-.PHONY: setup setup-test test-ops test-integration test-upgrade up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
+.PHONY: setup setup-test test-ops test-integration test-services test-upgrade up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
 
 setup:  ## apt packages + .venv with the pinned dependencies (idempotent)
 	@bash scripts/setup.sh
@@ -19,7 +19,7 @@ down:  ## stop what `make up` started
 status:  ## report each local component
 	@$(PY) -m localplatform status --state-dir $(STATE)
 
-test: setup-test lint typecheck actionlint test-unit test-local test-ops test-integration  ## everything CI runs
+test: setup-test lint typecheck actionlint test-unit test-services  ## everything CI runs
 
 setup-test:  ## setup plus what only the tests need (Chromium for the browser test, checkov)
 	@WITH_TEST_TOOLS=1 bash scripts/setup.sh
@@ -35,6 +35,18 @@ test-ops: setup  ## the ops tools (scripts/, mlflowops/) against local platforms
 
 test-integration: setup-test  ## the guide's workflows, security behaviour and the UI in Chromium, over TLS
 	@$(PYTEST) -q tests/integration
+
+# The suites that start real services, at once: each starts its own platforms on free loopback
+# ports, and gets its own pytest base directory (a new pytest session resets the permissions of
+# the shared /tmp/pytest-of-<user>, which the service users of another session must traverse).
+SERVICE_SUITES := tests/local tests/ops tests/integration
+test-services: setup-test  ## every service suite, in parallel, output kept per suite
+	@tmp=$$(mktemp -d /tmp/mlflow-platform-tests.XXXXXX); \
+	  $(MAKE) --no-print-directory -j$(words $(SERVICE_SUITES)) --output-sync=target TEST_TMP=$$tmp \
+	    $(addprefix suite/,$(SERVICE_SUITES)); status=$$?; rm -rf "$$tmp"; exit $$status
+
+suite/%:
+	@echo "== $* =="; $(PYTEST) -q --basetemp=$(TEST_TMP)/$(notdir $*) $*
 
 test-upgrade: setup  ## previous MLflow minor -> pinned one on a local platform, and credential rotation (~4 min; own CI job, not in test)
 	@$(PYTEST) -q tests/upgrade

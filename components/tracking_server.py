@@ -23,6 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from rendering.capacity import HPA_TARGET_CPU_UTILISATION_PERCENT
 from rendering.images import PGBOUNCER_IMAGE, PGBOUNCER_VERSION, PROXY_IMAGE
 from rendering.ingress import IngressSettings, ingress_nginx_annotations
 from rendering.mlflow_server import ArtifactAccessMode, S3Client
@@ -366,7 +367,10 @@ class TrackingServer(pulumi.ComponentResource):
                                 "type": "Resource",
                                 "resource": {
                                     "name": "cpu",
-                                    "target": {"type": "Utilization", "averageUtilization": 70},
+                                    "target": {
+                                        "type": "Utilization",
+                                        "averageUtilization": HPA_TARGET_CPU_UTILISATION_PERCENT,
+                                    },
                                 },
                             }
                         ],

@@ -103,9 +103,10 @@ class Context:
     def platform_settings(self) -> PlatformSettings:
         return PlatformSettings(
             access_mode=self.options.access_mode,
-            in_flight_per_worker=SERVER.in_flight_per_worker,
+            in_flight_per_worker=self.options.in_flight_per_worker,
             auth_cache_ttl_seconds=SERVER.auth_cache_ttl_seconds,
             basic_auth=self.options.auth != "off",
+            batched_executemany=self.options.batched_executemany,
         )
 
 
@@ -119,7 +120,7 @@ def required_max_connections(options: PlatformOptions) -> int:
         CapacityInputs(
             max_replicas=1,
             workers_per_replica=options.workers,
-            in_flight_per_worker=SERVER.in_flight_per_worker,
+            in_flight_per_worker=options.in_flight_per_worker,
             database_max_connections=1_000_000,
         )
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from rendering.mlflow_server import ArtifactAccessMode
-from stackconfig.schema import ArtifactsConfig
+from stackconfig.schema import ArtifactsConfig, ServerConfig
 
 AuthMode = Literal["ours", "mlflow-defaults", "off"]
 """``ours``: basic-auth with ``rendering.auth`` (auth DB on PostgreSQL, NO_PERMISSIONS, cache).
@@ -26,8 +26,12 @@ class PlatformOptions:
     access_mode: ArtifactAccessMode = ArtifactsConfig().access_mode
     auth: AuthMode = "ours"
     pooler: PoolerMode = "pgbouncer"
+    batched_executemany: bool = True
+    """The tracking store's engine plugin (rendering.engine_plugin); off only to measure it."""
     workers: int = 2
     """uvicorn workers; 2 on a 2-core machine."""
+    in_flight_per_worker: int = ServerConfig().in_flight_per_worker
+    """The admission limit per worker (the stacks' ``server.inFlightPerWorker``); pools follow it."""
     max_connections: int | None = None
     """PostgreSQL max_connections; None derives it from the memory budget (like RDS), and in
     ``direct`` pooler mode raises it to what the server's pools can open."""
@@ -50,7 +54,9 @@ class PlatformOptions:
             "access_mode": self.access_mode,
             "auth": self.auth,
             "pooler": self.pooler,
+            "batched_executemany": self.batched_executemany,
             "workers": self.workers,
+            "in_flight_per_worker": self.in_flight_per_worker,
             "max_connections": self.max_connections,
             "postgres_memory_mb": self.postgres_memory_mb,
             "mlflow_python": str(self.mlflow_python) if self.mlflow_python else None,

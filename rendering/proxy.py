@@ -4,9 +4,13 @@ One renderer for both, from :class:`rendering.ingress.IngressSettings` (body siz
 streaming) plus the admission limit from :mod:`rendering.pools`:
 
 * ``limit_conn`` caps the requests in flight to this MLflow instance at the plan's
-  ``in_flight_per_replica``; the excess gets **503 with Retry-After** at once, which MLflow's
-  client retries with backoff — instead of queueing inside MLflow, where pool timeouts come back
+  ``in_flight_per_replica``; the excess gets **503** at once, which MLflow's client retries with
+  jittered exponential backoff — instead of queueing inside MLflow, where pool timeouts come back
   as HTTP 400 that nobody retries, or inside PgBouncer, where they become 30–120 s stalls.
+* **No Retry-After** on that 503: urllib3 (under MLflow's client) sleeps a server's Retry-After
+  *instead of* its backoff, so ``Retry-After: 1`` shrank MLflow's 7 retries from ~4 minutes of
+  backoff to ~7 s, and ``make bench`` saw clients give up (``too many 503 error responses``) while
+  the server was merely busy. Without it every client backs off 2, 4, 8 … s with jitter.
 * ``/health`` is outside the limit, so probes are never starved by load.
 * With TLS (local target) plain HTTP only redirects; without TLS (the pod, behind the Ingress
   that terminates TLS) the proxy listens on one plain port inside the pod network.
@@ -17,8 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .ingress import IngressSettings, nginx_size
-
-RETRY_AFTER_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,11 @@ def render_proxy_conf(settings: IngressSettings, site: ProxySite) -> str:
         else ""
     )
     over_capacity = (
-        f"""
-        location @over_capacity {{
-            add_header Retry-After {RETRY_AFTER_SECONDS} always;
+        """
+        location @over_capacity {
             default_type application/json;
-            return 503 '{{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "server at capacity, retry"}}';
-        }}
+            return 503 '{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "server at capacity, retry"}';
+        }
 """
         if site.max_in_flight
         else ""

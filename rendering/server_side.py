@@ -23,6 +23,7 @@ from .database_bootstrap import (
     render_pgpass,
     sqlalchemy_url,
 )
+from .engine_plugin import BATCHED_EXECUTEMANY_PLUGIN
 from .mlflow_server import (
     ArtifactAccessMode,
     ArtifactStorage,
@@ -89,6 +90,9 @@ class PlatformSettings:
     in_flight_per_worker: int
     auth_cache_ttl_seconds: int
     basic_auth: bool = True
+    batched_executemany: bool = True
+    """The tracking store's engines batch ``executemany`` (see :mod:`rendering.engine_plugin`);
+    False only for the benchmark's before/after comparison."""
     tracking_database: str = "mlflow"
     auth_database: str = "mlflow_auth"
     migrator_role: str = "mlflow_admin"
@@ -173,7 +177,13 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
     )
     launch = render_mlflow_server(
         MlflowServerSettings(
-            backend_store_uri=sqlalchemy_url(pooled, settings.tracking_database, settings.app_role, "mlflow-server"),
+            backend_store_uri=sqlalchemy_url(
+                pooled,
+                settings.tracking_database,
+                settings.app_role,
+                "mlflow-server",
+                (BATCHED_EXECUTEMANY_PLUGIN,) if settings.batched_executemany else (),
+            ),
             artifacts=ArtifactStorage(settings.access_mode, target.artifact_root),
             host=target.server_bind_host,
             port=target.server_port,

@@ -47,11 +47,15 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-wanted=$(cat requirements.txt requirements/*.in | sha256sum | cut -d' ' -f1)
+# The tracking store's SQLAlchemy plugin (rendering/engine_plugin.py) is part of the project, not
+# a pin: it is installed from its source, and re-installed when that changes.
+PLUGIN=plugins/mlflow-platform-sqlalchemy
+wanted=$(cat requirements.txt requirements/*.in "$PLUGIN/pyproject.toml" "$PLUGIN"/*/*.py | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
-  echo "setup: installing pinned Python dependencies (requirements.txt)"
+  echo "setup: installing pinned Python dependencies (requirements.txt) and $PLUGIN"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements.txt 2> >(quiet_pip >&2)
+  .venv/bin/python -m pip install -q --no-deps --force-reinstall "./$PLUGIN" 2> >(quiet_pip >&2)
   echo "$wanted" > "$stamp"
 fi
 # checkov scans the rendered Kubernetes manifests; it pins old boto3/packaging, so it gets

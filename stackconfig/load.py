@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 
 import yaml
 
+from rendering.capacity import CapacityEstimate, Demand, ReplicaShape, cpu_cores, estimate
 from rendering.instance_classes import UnknownInstanceClassError, instance_memory_bytes
 from rendering.pools import CapacityInputs, PoolSizingError, plan_pools
 from rendering.postgres import PostgresTuning, max_connections_for
@@ -692,6 +693,12 @@ def _server(section: _Section) -> ServerConfig:
         workers=section.integer("workers", d.workers, low=1, high=16),
         in_flight_per_worker=section.integer("inFlightPerWorker", d.in_flight_per_worker, low=1, high=64),
         auth_cache_ttl_seconds=section.integer("authCacheTtlSeconds", d.auth_cache_ttl_seconds, low=0, high=3600),
+        peak_requests_per_second=section.integer(
+            "peakRequestsPerSecond", d.peak_requests_per_second, low=0, high=1_000_000
+        ),
+        peak_metrics_per_second=section.integer(
+            "peakMetricsPerSecond", d.peak_metrics_per_second, low=0, high=100_000_000
+        ),
         cpu=section.string("cpu", d.cpu, pattern=_CPU, expected="a CPU quantity like 500m or 2"),
         memory=section.string("memory", d.memory, pattern=_MEMORY, expected="a memory quantity like 512Mi or 2Gi"),
         tmp_size_gib=section.integer("tmpSizeGib", d.tmp_size_gib, low=1, high=500),
@@ -727,6 +734,28 @@ def _check_capacity(config: StackConfig, problems: list[ConfigProblem]) -> None:
         problems.append(
             ConfigProblem(f"{PROJECT}:server.maxReplicas", server.max_replicas, f"a size that fits: {error}")
         )
+    needed = replicas_for_declared_peak(server)
+    if needed is not None and needed.replicas_needed > server.max_replicas:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:server.maxReplicas",
+                server.max_replicas,
+                f"at least {needed.replicas_needed} to carry the declared peak "
+                f"({server.peak_requests_per_second} requests/s, {server.peak_metrics_per_second} metrics/s) at "
+                f"{needed.requests_per_s_per_replica:.0f} requests/s and {needed.metrics_per_s_per_replica:,.0f} "
+                f"metrics/s per replica of cpu {server.cpu} (docs/capacity.md), or more cpu per replica",
+            )
+        )
+
+
+def replicas_for_declared_peak(server: ServerConfig) -> CapacityEstimate | None:
+    """The capacity estimate for the stack's declared peak, or None if it declares none."""
+    if not (server.peak_requests_per_second or server.peak_metrics_per_second):
+        return None
+    return estimate(
+        Demand(server.peak_requests_per_second, server.peak_metrics_per_second),
+        ReplicaShape(cpu_cores(server.cpu), server.workers),
+    )
 
 
 def _check_cluster_mode(config: StackConfig, values: Mapping[str, object], problems: list[ConfigProblem]) -> None:

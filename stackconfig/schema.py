@@ -188,6 +188,11 @@ class ServerConfig:
     in_flight_per_worker: int = 4
     """Admission limit per uvicorn worker; pools and max_connections are derived from it."""
     auth_cache_ttl_seconds: int = 60
+    peak_requests_per_second: int = 0
+    """Declared peak of MLflow API requests/s over all training jobs; 0: not declared. With it,
+    ``maxReplicas`` must carry the peak at the measured cost (rendering.capacity)."""
+    peak_metrics_per_second: int = 0
+    """Declared peak of metrics/s logged in batches; 0: not declared."""
     cpu: str = "1"
     memory: str = "2Gi"
     tmp_size_gib: int = 8

@@ -317,6 +317,84 @@ def test_missing_program_is_a_one_line_error_naming_the_package(tmp_path: Path) 
     assert "apt-get install -y postgresql" in result.stderr
 
 
+def test_admission_limit_answers_the_excess_with_a_retryable_503_and_clients_get_through(
+    platform: LocalPlatform,
+) -> None:
+    """More simultaneous ``log_batch`` requests than the pod admits: without retries some get
+    nginx's 503 (no Retry-After, so clients keep their exponential backoff); with MLflow's
+    standard retries every request gets through and every metric is stored once."""
+    import threading
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    requests_at_once = 3 * platform.options.workers * platform.options.in_flight_per_worker
+    env = platform.client_env()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        client = MlflowClient()
+        experiment = client.create_experiment(f"admission-{time.time_ns()}")
+        runs = [client.create_run(experiment).info.run_id for _ in range(requests_at_once)]
+        metrics = [{"key": f"k{j}", "value": 1.0, "timestamp": 1, "step": 0} for j in range(1000)]
+
+        def raw(run_id: str, outcome: list[tuple[int, str, str | None]], gate: threading.Barrier) -> None:
+            gate.wait()
+            request = urllib.request.Request(  # noqa: S310 - https to our own server
+                env["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-batch",
+                data=json.dumps({"run_id": run_id, "metrics": metrics}).encode(),
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+            token = base64.b64encode(":".join(_admin(platform)).encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+            context = ssl.create_default_context(cafile=env["MLFLOW_TRACKING_SERVER_CERT_PATH"])
+            try:
+                with urllib.request.urlopen(request, timeout=120, context=context) as response:  # noqa: S310
+                    outcome.append((int(response.status), "", response.headers.get("Retry-After")))
+            except urllib.error.HTTPError as error:
+                outcome.append((error.code, error.read().decode(), error.headers.get("Retry-After")))
+
+        def at_once(body: Callable[[int], None]) -> None:
+            threads = [threading.Thread(target=body, args=(i,)) for i in range(requests_at_once)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(300)
+
+        outcome: list[tuple[int, str, str | None]] = []
+        gate = threading.Barrier(requests_at_once)
+        at_once(lambda i: raw(runs[i], outcome, gate))
+        statuses = sorted(status for status, _, _ in outcome)
+        refused = [(body, retry_after) for status, body, retry_after in outcome if status == 503]
+        assert len(outcome) == requests_at_once and set(statuses) == {200, 503}, statuses
+        assert all(json.loads(body)["error_code"] == "TEMPORARILY_UNAVAILABLE" for body, _ in refused)
+        assert all(retry_after is None for _, retry_after in refused)
+
+        # The same burst through MLflow's client (its default retries): nobody fails.
+        failures: list[BaseException] = []
+        retried_runs = [client.create_run(experiment).info.run_id for _ in range(requests_at_once)]
+        gate = threading.Barrier(requests_at_once)
+
+        def with_retries(i: int) -> None:
+            gate.wait()
+            try:
+                client.log_batch(retried_runs[i], metrics=[Metric(m["key"], 1.0, 1, 0) for m in metrics])
+            except BaseException as error:
+                failures.append(error)
+
+        at_once(with_retries)
+        assert failures == []
+        stored = {len(client.get_run(run).data.metrics) for run in retried_runs}
+        assert stored == {1000}
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def test_killed_server_is_restarted_and_serves_again(platform: LocalPlatform) -> None:
     for name in ("pgbouncer", "mlflow"):
         handle = platform.component(name)
