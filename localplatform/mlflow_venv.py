@@ -3,7 +3,8 @@
 Used to start the platform on the previous MLflow minor and upgrade it (tests/upgrade). Built on
 demand with pip from PyPI, from ``requirements/previous-mlflow.txt`` (the MLflow pins) plus the
 server's package names (``requirements/server.in``) constrained by every other pin of
-``requirements.txt`` — the same recipe as the image's Dockerfile — and cached under
+``requirements.txt``, plus the project's SQLAlchemy engine plugin (``rendering.engine_plugin``,
+which the rendered tracking URI names) — the same recipe as the image's Dockerfile — and cached under
 ``~/.cache/mlflow-platform`` keyed by what went in, so reruns reuse it.
 
 ``python -m localplatform.mlflow_venv`` builds it and prints the interpreter's path.
@@ -18,6 +19,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from rendering.engine_plugin import PLUGIN_SOURCE
 
 from .errors import PlatformError
 
@@ -54,7 +57,10 @@ def _constraints() -> str:
 
 
 def _fingerprint(python: str) -> str:
-    material = "\n".join([python, sys.version, PREVIOUS_PINS.read_text(), SERVER_NAMES.read_text(), _constraints()])
+    plugin = [f.read_text() for f in sorted(PLUGIN_SOURCE.rglob("*")) if f.is_file() and f.suffix in (".py", ".toml")]
+    material = "\n".join(
+        [python, sys.version, PREVIOUS_PINS.read_text(), SERVER_NAMES.read_text(), _constraints(), *plugin]
+    )
     return hashlib.sha256(material.encode()).hexdigest()[:12]
 
 
@@ -99,6 +105,7 @@ def ensure_previous_mlflow(timeout_s: float = 900) -> Path:
             "--requirement",
             str(SERVER_NAMES),
         ],
+        [*pip, "install", "--no-deps", str(PLUGIN_SOURCE)],
     ]
     for argv in steps:
         try:
