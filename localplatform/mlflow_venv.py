@@ -3,7 +3,8 @@
 Used to start the platform on the previous MLflow minor and upgrade it (tests/upgrade). Built on
 demand with pip from PyPI, from ``requirements/previous-mlflow.txt`` (the MLflow pins) plus the
 server's package names (``requirements/server.in``) constrained by every other pin of
-``requirements.txt``, plus the engine plugin — the same recipe as the image's Dockerfile — and cached under
+``requirements.txt``, plus the project's SQLAlchemy engine plugin (``rendering.engine_plugin``,
+which the rendered tracking URI names) — the same recipe as the image's Dockerfile — and cached under
 ``~/.cache/mlflow-platform`` keyed by what went in, so reruns reuse it.
 
 ``python -m localplatform.mlflow_venv`` builds it and prints the interpreter's path.
@@ -56,7 +57,7 @@ def _constraints() -> str:
 
 
 def _fingerprint(python: str) -> str:
-    plugin = [path.read_text() for path in sorted(PLUGIN_SOURCE.rglob("*")) if path.suffix in (".py", ".toml")]
+    plugin = [f.read_text() for f in sorted(PLUGIN_SOURCE.rglob("*")) if f.is_file() and f.suffix in (".py", ".toml")]
     material = "\n".join(
         [python, sys.version, PREVIOUS_PINS.read_text(), SERVER_NAMES.read_text(), _constraints(), *plugin]
     )
@@ -104,7 +105,6 @@ def ensure_previous_mlflow(timeout_s: float = 900) -> Path:
             "--requirement",
             str(SERVER_NAMES),
         ],
-        # The engine plugin the rendered tracking-store URI names (rendering/engine_plugin.py).
         [*pip, "install", "--no-deps", str(PLUGIN_SOURCE)],
     ]
     for argv in steps:
