@@ -9,7 +9,7 @@ from typing import Literal
 from rendering.mlflow_server import ArtifactAccessMode
 from rendering.postgres import MAX_MAX_CONNECTIONS, MIN_MAX_CONNECTIONS, MIN_MEMORY_BYTES
 from rendering.units import MIB
-from stackconfig.schema import ArtifactsConfig, ServerConfig
+from stackconfig.schema import ArtifactsConfig
 
 AuthMode = Literal["ours", "mlflow-defaults", "off"]
 """``ours``: basic-auth with ``rendering.auth`` (auth DB on PostgreSQL, NO_PERMISSIONS, cache).
@@ -32,8 +32,9 @@ class PlatformOptions:
     """The tracking store's engine plugin (rendering.engine_plugin); off only to measure it."""
     workers: int = 2
     """uvicorn workers; 2 on a 2-core machine."""
-    in_flight_per_worker: int = ServerConfig().in_flight_per_worker
-    """The admission limit per worker (the stacks' ``server.inFlightPerWorker``); pools follow it."""
+    in_flight_per_worker: int = 8
+    """The admission limit per worker, as both stack files set ``server.inFlightPerWorker`` (see
+    ``ServerConfig.in_flight_per_worker`` for the measurement); pools follow it."""
     max_connections: int | None = None
     """PostgreSQL max_connections; None derives it from the memory budget (like RDS), and in
     ``direct`` pooler mode raises it to what the server's pools can open."""

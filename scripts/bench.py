@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import platform as host
+import re
 import shutil
 import sys
 import tempfile
@@ -438,6 +439,20 @@ def auth_load(h: Harness, label: str, threads: int, seconds: float, *, as_admin:
     return measurement
 
 
+def classify(error: Exception) -> str:
+    """What a failed job ran into: the database's connection limit, a pool timeout, or the
+    client's retry budget running out against the admission proxy (or a server error)."""
+    text = str(error)
+    if "remaining connection slots" in text or "too many clients" in text or "max_client_conn" in text:
+        return f"{type(error).__name__}: database connections exhausted"
+    if "QueuePool" in text:
+        return f"{type(error).__name__}: SQLAlchemy pool timeout"
+    gave_up = re.search(r"too many (\d{3}) error responses", text)
+    if gave_up:
+        return f"{type(error).__name__}: gave up after MLflow's retries (HTTP {gave_up.group(1)})"
+    return type(error).__name__
+
+
 def concurrency(h: Harness, label: str, jobs: int, deadline_s: float) -> Measurement:
     """``jobs`` simulated training jobs at once: create a run, log 3 batches of 100 metrics."""
     from mlflow import MlflowClient
@@ -461,10 +476,7 @@ def concurrency(h: Harness, label: str, jobs: int, deadline_s: float) -> Measure
                 client.log_batch(run, metrics=[Metric(f"m{j % 10}", 1.0, now, b * 10 + j // 10) for j in range(100)])
             result = "ok"
         except Exception as error:
-            text = str(error)
-            result = type(error).__name__ + (": pool timeout" if "QueuePool" in text else "")
-            if "too many" in text or "remaining connection slots" in text:
-                result += ": too many connections"
+            result = classify(error)
         with lock:
             outcome[result] = outcome.get(result, 0) + 1
 
