@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .mlflow_server import ArtifactAccessMode, S3Client
+from .mlflow_server import ArtifactAccessMode, MlflowServerLaunch, S3Client
 
 _AGE = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 _SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
@@ -71,14 +71,8 @@ class GcSecrets:
     password: str
 
 
-@dataclass(frozen=True)
-class GcLaunch:
-    argv: tuple[str, ...]
-    env: dict[str, str]
-    secret_env: dict[str, str]
-
-    def full_env(self) -> dict[str, str]:
-        return {**self.env, **self.secret_env}
+GcLaunch = MlflowServerLaunch
+"""A gc run has the server's launch shape (argv, plain env, secret env): one type for both."""
 
 
 def render_gc(settings: GcSettings, secrets: GcSecrets | None = None) -> GcLaunch:
