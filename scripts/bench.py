@@ -757,6 +757,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-connections", type=int, default=60, help="Postgres max_connections, both poolers")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the side-by-side comparisons")
     parser.add_argument("--auth-seconds", type=float, default=5.0, help="length of one auth round per variant")
+    parser.add_argument(
+        "--only-concurrency", action="store_true", help="only the concurrency scenario (and the COPY ceiling)"
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 
@@ -775,88 +778,90 @@ def main(argv: list[str] | None = None) -> int:
             ours = stack.enter_context(platform(work / "ours", False, max_connections=args.max_connections))
             with client_env(ours):
                 h = Harness(ours, requests)
-                results += logging_modes(h, args.threads, args.scale)
+                if not args.only_concurrency:
+                    results += logging_modes(h, args.threads, args.scale)
                 for jobs in args.jobs:
                     say(f"  {jobs} concurrent jobs through PgBouncer")
                     results.append(concurrency(h, "PgBouncer", jobs, deadline_s=120))
                 ceiling = copy_ceiling(ours, 200_000)
-            # Side by side: every variant runs at once and the rounds alternate between them, so
-            # a noisy neighbour slows all of them alike and the ratios hold.
-            side = stack.enter_context(contextlib.ExitStack())
-            variants = {"ours": ours}
-            for name, options in SIDE_BY_SIDE.items():
-                say(f"starting {name}")
-                variants[name] = side.enter_context(platform(work / name, False, **options))
-            say("engine plugin: batched vs unbatched executemany, log_batch 1000")
-            results += interleaved(
-                requests,
-                {"batched executemany (ours)": variants["ours"], "unbatched executemany": variants["unbatched"]},
-                args.rounds,
-                lambda h, label, shape: log_batch_load(
-                    h,
-                    _client(),
-                    _experiment("plugin"),
-                    args.threads,
-                    shape[0],
-                    shape[1],
-                    f"{shape[2]}, {label}",
-                    16000 * args.scale,
-                ),
-                shapes=(REALISTIC_1000, WIDE_1000),
-            )
-            say("profile: where the server's time goes, wide log_batch 1000, batched vs unbatched")
-            for label, name in (
-                ("wide log_batch 1000, batched executemany (ours)", "ours"),
-                ("wide log_batch 1000, unbatched executemany", "unbatched"),
-            ):
-                with client_env(variants[name]):
-                    h = Harness(variants[name], requests)
-                    profiles[label] = profile(
-                        variants[name],
-                        args.out / f"profile-{name}.collapsed",
-                        lambda h=h: log_batch_load(
-                            h,
-                            _client(),
-                            _experiment("profile"),
-                            args.threads,
-                            WIDE_1000[0],
-                            WIDE_1000[1],
-                            "profiled",
-                            16000 * args.scale,
-                        ),
-                    )
-            with client_env(ours):
-                profiles["auth, one log_metric per request as a training-job user"] = profile(
-                    ours,
-                    args.out / "profile-auth.collapsed",
-                    lambda: auth_load(Harness(ours, requests), "profiled", 8, args.auth_seconds),
+            if not args.only_concurrency:
+                # Side by side: every variant runs at once and the rounds alternate between them, so
+                # a noisy neighbour slows all of them alike and the ratios hold.
+                side = stack.enter_context(contextlib.ExitStack())
+                variants = {"ours": ours}
+                for name, options in SIDE_BY_SIDE.items():
+                    say(f"starting {name}")
+                    variants[name] = side.enter_context(platform(work / name, False, **options))
+                say("engine plugin: batched vs unbatched executemany, log_batch 1000")
+                results += interleaved(
+                    requests,
+                    {"batched executemany (ours)": variants["ours"], "unbatched executemany": variants["unbatched"]},
+                    args.rounds,
+                    lambda h, label, shape: log_batch_load(
+                        h,
+                        _client(),
+                        _experiment("plugin"),
+                        args.threads,
+                        shape[0],
+                        shape[1],
+                        f"{shape[2]}, {label}",
+                        16000 * args.scale,
+                    ),
+                    shapes=(REALISTIC_1000, WIDE_1000),
                 )
-            say("auth: ours vs no auth vs MLflow's defaults, one log_metric per request")
-            results += interleaved(
-                requests,
-                {
-                    AUTH_OURS: variants["ours"],
-                    AUTH_OURS_ADMIN: variants["ours"],
-                    AUTH_OFF: variants["no-auth"],
-                    AUTH_DEFAULTS: variants["mlflow-defaults"],
-                },
-                args.rounds,
-                lambda h, label, _: auth_load(h, label, 8, args.auth_seconds, as_admin=label == AUTH_OURS_ADMIN),
-                shapes=(None,),
-            )
-            side.close()
-            say("tuning: admission limit and workers under 16 clients sending log_batch 100")
-            tuning = {}
-            for name, options in TUNING.items():
-                say(f"starting {name}")
-                tuning[name] = stack.enter_context(platform(work / name.replace(" ", "-"), False, **options))
-            results += interleaved(
-                requests,
-                tuning,
-                args.rounds,
-                lambda h, label, _: tuning_load(h, label, 16, args.auth_seconds),
-                shapes=(None,),
-            )
+                say("profile: where the server's time goes, wide log_batch 1000, batched vs unbatched")
+                for label, name in (
+                    ("wide log_batch 1000, batched executemany (ours)", "ours"),
+                    ("wide log_batch 1000, unbatched executemany", "unbatched"),
+                ):
+                    with client_env(variants[name]):
+                        h = Harness(variants[name], requests)
+                        profiles[label] = profile(
+                            variants[name],
+                            args.out / f"profile-{name}.collapsed",
+                            lambda h=h: log_batch_load(
+                                h,
+                                _client(),
+                                _experiment("profile"),
+                                args.threads,
+                                WIDE_1000[0],
+                                WIDE_1000[1],
+                                "profiled",
+                                16000 * args.scale,
+                            ),
+                        )
+                with client_env(ours):
+                    profiles["auth, one log_metric per request as a training-job user"] = profile(
+                        ours,
+                        args.out / "profile-auth.collapsed",
+                        lambda: auth_load(Harness(ours, requests), "profiled", 8, args.auth_seconds),
+                    )
+                say("auth: ours vs no auth vs MLflow's defaults, one log_metric per request")
+                results += interleaved(
+                    requests,
+                    {
+                        AUTH_OURS: variants["ours"],
+                        AUTH_OURS_ADMIN: variants["ours"],
+                        AUTH_OFF: variants["no-auth"],
+                        AUTH_DEFAULTS: variants["mlflow-defaults"],
+                    },
+                    args.rounds,
+                    lambda h, label, _: auth_load(h, label, 8, args.auth_seconds, as_admin=label == AUTH_OURS_ADMIN),
+                    shapes=(None,),
+                )
+                side.close()
+                say("tuning: admission limit and workers under 16 clients sending log_batch 100")
+                tuning = {}
+                for name, options in TUNING.items():
+                    say(f"starting {name}")
+                    tuning[name] = stack.enter_context(platform(work / name.replace(" ", "-"), False, **options))
+                results += interleaved(
+                    requests,
+                    tuning,
+                    args.rounds,
+                    lambda h, label, _: tuning_load(h, label, 16, args.auth_seconds),
+                    shapes=(None,),
+                )
         say("concurrency straight to PostgreSQL (same max_connections)")
         with (
             platform(work / "direct", False, pooler="direct", max_connections=args.max_connections) as direct,
