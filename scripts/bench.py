@@ -754,7 +754,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="client threads for the ingest modes")
     parser.add_argument("--scale", type=int, default=1, help="multiply the work of the ingest modes")
     parser.add_argument("--jobs", type=int, nargs="+", default=[50, 200, 500])
-    parser.add_argument("--max-connections", type=int, default=60, help="Postgres max_connections, both poolers")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="Postgres max_connections of both poolers (default: what the shipped pool plan needs, no more)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the side-by-side comparisons")
     parser.add_argument("--auth-seconds", type=float, default=5.0, help="length of one auth round per variant")
     parser.add_argument(
@@ -772,6 +777,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     profiles: dict[str, dict[str, float]] = {}
     say = (lambda _: None) if args.quiet else print
+    if args.max_connections is None:
+        from localplatform.components import required_max_connections
+
+        args.max_connections = required_max_connections(PlatformOptions(state_dir=work))
+    say(f"max_connections {args.max_connections} for ours and for the unpooled comparison")
     try:
         with contextlib.ExitStack() as stack:
             say("ours (basic-auth with cache, PgBouncer, TLS, batched executemany)")
