@@ -7,6 +7,7 @@ No skip: without Chromium or certutil the test fails and says which package to i
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from localplatform import LocalPlatform
 
-from .browser import Browser, launch, make_nss_home
+from .browser import Browser, BrowserError, launch, make_nss_home
 from .conftest import Edge, artifacts_dir, module_platform
 
 pytestmark = pytest.mark.timeout(600)
@@ -137,6 +138,9 @@ def test_a_viewer_sees_only_the_granted_experiment_in_the_ui(
         assert page.error_text is None and page.status == 200, page
         browser.wait_for_text(EXPERIMENT, timeout_s=90)
         links = _experiment_links(browser)
+        # The user menu renders after the list (its own API call): wait for it, under load too.
+        with contextlib.suppress(BrowserError):  # the assertion below says what is missing
+            browser.wait_for_text(VIEWER[0], timeout_s=60)
         signed_in_as = browser.evaluate("document.body.innerText")
         png, dom = browser.screenshot(), browser.dom()
         _save("ui-experiments-viewer", png, dom)
