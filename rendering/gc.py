@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .mlflow_server import ArtifactAccessMode, MlflowServerLaunch, S3Client
+from .mlflow_server import ArtifactAccessMode, MlflowServerLaunch, S3Client, s3_client_env
 
 _AGE = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 _SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
@@ -91,12 +91,7 @@ def render_gc(settings: GcSettings, secrets: GcSecrets | None = None) -> GcLaunc
     env: dict[str, str] = {}
     if settings.pgpassfile is not None:
         env["PGPASSFILE"] = settings.pgpassfile
-    if settings.s3.endpoint_url is not None:
-        env["MLFLOW_S3_ENDPOINT_URL"] = settings.s3.endpoint_url
-    if settings.s3.ca_bundle is not None:
-        env["AWS_CA_BUNDLE"] = settings.s3.ca_bundle
-    if settings.s3.region is not None:
-        env["AWS_DEFAULT_REGION"] = settings.s3.region
+    env.update(s3_client_env(settings.s3))
     if settings.tracking_server_ca is not None:
         env["MLFLOW_TRACKING_SERVER_CERT_PATH"] = settings.tracking_server_ca
     secret_env: dict[str, str] = {}

@@ -164,6 +164,18 @@ def model_version_source_regex(artifacts: ArtifactStorage, extra_patterns: Seque
     return "^(" + "|".join(patterns) + ")"
 
 
+def s3_client_env(s3: S3Client) -> dict[str, str]:
+    """How an MLflow process (server or gc) reaches the artifact store: one rendering for both."""
+    env: dict[str, str] = {}
+    if s3.endpoint_url is not None:
+        env["MLFLOW_S3_ENDPOINT_URL"] = s3.endpoint_url
+    if s3.ca_bundle is not None:
+        env["AWS_CA_BUNDLE"] = s3.ca_bundle
+    if s3.region is not None:
+        env["AWS_DEFAULT_REGION"] = s3.region
+    return env
+
+
 def render_mlflow_server(settings: MlflowServerSettings, secrets: ServerSecrets) -> MlflowServerLaunch:
     argv: list[str] = [
         *settings.command,
@@ -209,12 +221,7 @@ def render_mlflow_server(settings: MlflowServerSettings, secrets: ServerSecrets)
         env["PROMETHEUS_MULTIPROC_DIR"] = settings.prometheus_dir
     if settings.pgpassfile is not None:
         env["PGPASSFILE"] = settings.pgpassfile
-    if settings.s3.endpoint_url is not None:
-        env["MLFLOW_S3_ENDPOINT_URL"] = settings.s3.endpoint_url
-    if settings.s3.ca_bundle is not None:
-        env["AWS_CA_BUNDLE"] = settings.s3.ca_bundle
-    if settings.s3.region is not None:
-        env["AWS_DEFAULT_REGION"] = settings.s3.region
+    env.update(s3_client_env(settings.s3))
 
     if len(secrets.flask_secret_key) < 32:
         raise ValueError("the Flask secret key must have at least 32 characters")
