@@ -12,6 +12,7 @@ import pulumi_random as random
 
 from components.kms import rotating_key
 from rendering.postgres import PostgresTuning, max_connections_for, render_postgres_parameters
+from rendering.rds_parameters import rds_parameter_group
 from stackconfig.schema import DatabaseConfig
 
 POSTGRES_PORT = 5432
@@ -87,9 +88,11 @@ class TrackingDatabase(pulumi.ComponentResource):
             f"{name}-params",
             family=f"postgres{settings.engine_major}",
             description=f"MLflow tuning for {settings.memory_bytes // 2**20} MiB ({settings.instance_class})",
+            # Static parameters apply at the next reboot, and engine defaults are left out: see
+            # rendering.rds_parameters for the facts per family and why (permanent diffs).
             parameters=[
                 {"name": p.name, "value": p.value, "apply_method": p.apply_method}
-                for p in render_postgres_parameters(tuning)
+                for p in rds_parameter_group(render_postgres_parameters(tuning), settings.engine_major)
             ],
             tags=tags,
             # A new family (major upgrade) needs a new group before the old one can go.

@@ -63,7 +63,6 @@ def test_parameter_group_is_the_guides_tuning_for_8_gib():
         "work_mem": ("65536", "immediate"),
         "maintenance_work_mem": ("524288", "immediate"),
         "wal_buffers": ("8192", "pending-reboot"),
-        "checkpoint_completion_target": ("0.9", "immediate"),
         "max_wal_size": ("4096", "immediate"),
         "max_connections": ("200", "pending-reboot"),
         "random_page_cost": ("1.1", "immediate"),
