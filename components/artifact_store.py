@@ -28,10 +28,29 @@ def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, object]:
     }
 
 
+EVERY_OBJECT: aws.s3.BucketLifecycleConfigurationRuleFilterArgsDict = {"prefix": ""}
+"""A lifecycle rule's filter for the whole bucket. An empty ``filter {}`` draws the provider's
+"Invalid Attribute Combination … This will be an error in a future version of the provider"
+warning (hashicorp/terraform-provider-aws#42515, #42089); an empty prefix is the same scope."""
+
+
+def after(*resources: pulumi.Resource) -> pulumi.ResourceOptions:
+    """Child options that wait for ``resources``: a bucket's sub-resources are created one after
+    another. S3 answers "OperationAborted: A conflicting conditional operation is currently in
+    progress against this resource" when configuration calls on one new bucket overlap (S3 API
+    reference, Error codes: OperationAborted, 409), and the provider retries only some of them.
+    The order puts the public access block first, so the bucket policy (last) is never written
+    to a bucket that is not yet blocked."""
+    return pulumi.ResourceOptions(depends_on=list(resources))
+
+
 class ArtifactStore(pulumi.ComponentResource):
     """Bucket with all four Block Public Access flags, ACLs disabled, SSE-KMS with a rotating
     customer key (SSE-S3 selectable), versioning, lifecycle, TLS-only policy, and optional
-    server access logging to a separate, equally locked-down log bucket."""
+    server access logging to a separate, equally locked-down log bucket.
+
+    Each bucket's configuration is serialised (:func:`after`): public access block → ownership
+    controls → encryption → versioning → lifecycle → policy (→ logging)."""
 
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
@@ -53,27 +72,27 @@ class ArtifactStore(pulumi.ComponentResource):
             )
 
         self.bucket = aws.s3.Bucket(f"{name}-bucket", force_destroy=settings.force_destroy, tags=tags, opts=child)
-        self._harden(name, self.bucket, tags)
-        aws.s3.BucketServerSideEncryptionConfiguration(
+        ownership = self._harden(name, self.bucket, tags)
+        sse = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-sse",
             bucket=self.bucket.id,
             rules=[self._encryption_rule()],
-            opts=child,
+            opts=child.merge(after(ownership)),
         )
-        aws.s3.BucketVersioning(
+        self.versioning = aws.s3.BucketVersioning(
             f"{name}-versioning",
             bucket=self.bucket.id,
             versioning_configuration={"status": "Enabled"},
-            opts=child,
+            opts=child.merge(after(sse)),
         )
-        aws.s3.BucketLifecycleConfiguration(
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=self.bucket.id,
             rules=[
                 {
                     "id": "abort-incomplete-multipart-uploads",
                     "status": "Enabled",
-                    "filter": {},
+                    "filter": EVERY_OBJECT,
                     "abort_incomplete_multipart_upload": {
                         "days_after_initiation": settings.abort_incomplete_multipart_upload_days
                     },
@@ -81,11 +100,11 @@ class ArtifactStore(pulumi.ComponentResource):
                 {
                     "id": "expire-noncurrent-versions",
                     "status": "Enabled",
-                    "filter": {},
+                    "filter": EVERY_OBJECT,
                     "noncurrent_version_expiration": {"noncurrent_days": settings.noncurrent_version_expiration_days},
                 },
             ],
-            opts=child,
+            opts=child.merge(after(self.versioning)),
         )
         self.bucket_policy = aws.s3.BucketPolicy(
             f"{name}-policy",
@@ -93,18 +112,19 @@ class ArtifactStore(pulumi.ComponentResource):
             policy=pulumi.Output.json_dumps(
                 {"Version": "2012-10-17", "Statement": [tls_only_statement(self.bucket.arn)]}
             ),
-            opts=child,
+            opts=child.merge(after(lifecycle)),
         )
 
         self.log_bucket: aws.s3.Bucket | None = None
         if settings.access_logging:
-            self.log_bucket = self._log_bucket(name, settings, tags)
+            self.log_bucket, log_policy = self._log_bucket(name, settings, tags)
             aws.s3.BucketLogging(
                 f"{name}-logging",
                 bucket=self.bucket.id,
                 target_bucket=self.log_bucket.id,
                 target_prefix="s3-access/",
-                opts=child,
+                # The log bucket must admit the logging service before logging points at it.
+                opts=child.merge(after(self.bucket_policy, log_policy)),
             )
 
         self.bucket_name = self.bucket.bucket
@@ -132,10 +152,11 @@ class ArtifactStore(pulumi.ComponentResource):
             "bucket_key_enabled": True,
         }
 
-    def _harden(self, name: str, bucket: aws.s3.Bucket, tags: dict[str, str]) -> None:
-        """Public access blocked on all four flags and ACLs disabled, for any bucket we create."""
+    def _harden(self, name: str, bucket: aws.s3.Bucket, tags: dict[str, str]) -> aws.s3.BucketOwnershipControls:
+        """Public access blocked on all four flags and ACLs disabled, for any bucket we create.
+        Returns the last of the two, which the bucket's next configuration waits for."""
         child = pulumi.ResourceOptions(parent=self)
-        aws.s3.BucketPublicAccessBlock(
+        public_access_block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
             bucket=bucket.id,
             block_public_acls=True,
@@ -144,48 +165,50 @@ class ArtifactStore(pulumi.ComponentResource):
             restrict_public_buckets=True,
             opts=child,
         )
-        aws.s3.BucketOwnershipControls(
+        return aws.s3.BucketOwnershipControls(
             f"{name}-ownership",
             bucket=bucket.id,
             rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
+            opts=child.merge(after(public_access_block)),
         )
 
-    def _log_bucket(self, name: str, settings: ArtifactsConfig, tags: dict[str, str]) -> aws.s3.Bucket:
+    def _log_bucket(
+        self, name: str, settings: ArtifactsConfig, tags: dict[str, str]
+    ) -> tuple[aws.s3.Bucket, aws.s3.BucketPolicy]:
         """Target of server access logging. S3 delivers access logs only to SSE-S3 buckets, and
         with ACLs disabled it needs a bucket policy for the logging service principal."""
         log_name = f"{name}-logs"
         child = pulumi.ResourceOptions(parent=self)
         log_bucket = aws.s3.Bucket(f"{log_name}-bucket", force_destroy=settings.force_destroy, tags=tags, opts=child)
-        self._harden(log_name, log_bucket, tags)
-        aws.s3.BucketServerSideEncryptionConfiguration(
+        ownership = self._harden(log_name, log_bucket, tags)
+        sse = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{log_name}-sse",
             bucket=log_bucket.id,
             rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=child,
+            opts=child.merge(after(ownership)),
         )
-        aws.s3.BucketVersioning(
+        versioning = aws.s3.BucketVersioning(
             f"{log_name}-versioning",
             bucket=log_bucket.id,
             versioning_configuration={"status": "Enabled"},
-            opts=child,
+            opts=child.merge(after(sse)),
         )
-        aws.s3.BucketLifecycleConfiguration(
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{log_name}-lifecycle",
             bucket=log_bucket.id,
             rules=[
                 {
                     "id": "expire-access-logs",
                     "status": "Enabled",
-                    "filter": {},
+                    "filter": EVERY_OBJECT,
                     "expiration": {"days": settings.access_log_retention_days},
                     "noncurrent_version_expiration": {"noncurrent_days": 1},
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
                 }
             ],
-            opts=child,
+            opts=child.merge(after(versioning)),
         )
-        aws.s3.BucketPolicy(
+        policy = aws.s3.BucketPolicy(
             f"{log_name}-policy",
             bucket=log_bucket.id,
             policy=pulumi.Output.json_dumps(
@@ -204,6 +227,6 @@ class ArtifactStore(pulumi.ComponentResource):
                     ],
                 }
             ),
-            opts=child,
+            opts=child.merge(after(lifecycle)),
         )
-        return log_bucket
+        return log_bucket, policy

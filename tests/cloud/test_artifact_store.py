@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -134,3 +135,38 @@ def test_outputs_and_child_naming():
     assert all(r.name.startswith("art-") for r in children)
     child_urns = [u for u in mocks.urns if not u.endswith(f"{COMPONENT}::art")]
     assert child_urns and all(f"{COMPONENT}$" in u for u in child_urns), child_urns
+
+
+@pytest.mark.parametrize("bucket", ["art", "art-logs"])
+def test_each_buckets_configuration_is_serialised(bucket: str):
+    """S3 answers OperationAborted ("A conflicting conditional operation is currently in
+    progress") to overlapping configuration calls on a new bucket: each waits for the previous
+    one, and the policy comes after the public access block."""
+    mocks, _ = build(ArtifactsConfig(access_logging=True))
+    chain = [
+        f"{bucket}-bucket",
+        f"{bucket}-public-access-block",
+        f"{bucket}-ownership",
+        f"{bucket}-sse",
+        f"{bucket}-versioning",
+        f"{bucket}-lifecycle",
+        f"{bucket}-policy",
+    ]
+    for earlier, later in itertools.pairwise(chain):
+        assert earlier in mocks.dependencies[later], f"{later} does not wait for {earlier}"
+    assert mocks.depends_on(f"{bucket}-policy", f"{bucket}-public-access-block")
+
+
+def test_logging_waits_for_both_bucket_policies():
+    mocks, _ = build(ArtifactsConfig(access_logging=True))
+    assert {"art-policy", "art-logs-policy"} <= mocks.dependencies["art-logging"]
+
+
+@pytest.mark.parametrize("logging", [True, False])
+def test_lifecycle_rules_filter_on_an_empty_prefix_not_an_empty_block(logging: bool):
+    """``filter {}`` draws the provider's Invalid Attribute Combination warning."""
+    mocks, _ = build(ArtifactsConfig(access_logging=logging))
+    for lifecycle in mocks.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"):
+        assert [rule["filter"] for rule in lifecycle.inputs["rules"]] == [{"prefix": ""}] * len(
+            lifecycle.inputs["rules"]
+        )
