@@ -7,41 +7,19 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from components.artifact_replica import replicate
 from components.kms import rotating_key
+from components.s3_common import EVERY_OBJECT, after, tls_only_statement
 from stackconfig.schema import ArtifactsConfig
+
+__all__ = ["EVERY_OBJECT", "ArtifactStore", "ArtifactStoreArgs", "after", "tls_only_statement"]
 
 
 class ArtifactStoreArgs(TypedDict):
     settings: ArtifactsConfig
     tags: NotRequired[dict[str, str]]
-
-
-def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, object]:
-    """Deny any request not made over TLS, on the bucket and its objects (S3.5 / CKV_AWS_379)."""
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
-
-
-EVERY_OBJECT: aws.s3.BucketLifecycleConfigurationRuleFilterArgsDict = {"prefix": ""}
-"""A lifecycle rule's filter for the whole bucket. An empty ``filter {}`` draws the provider's
-"Invalid Attribute Combination … This will be an error in a future version of the provider"
-warning (hashicorp/terraform-provider-aws#42515, #42089); an empty prefix is the same scope."""
-
-
-def after(*resources: pulumi.Resource) -> pulumi.ResourceOptions:
-    """Child options that wait for ``resources``: a bucket's sub-resources are created one after
-    another. S3 answers "OperationAborted: A conflicting conditional operation is currently in
-    progress against this resource" when configuration calls on one new bucket overlap (S3 API
-    reference, Error codes: OperationAborted, 409), and the provider retries only some of them.
-    The order puts the public access block first, so the bucket policy (last) is never written
-    to a bucket that is not yet blocked."""
-    return pulumi.ResourceOptions(depends_on=list(resources))
+    region: NotRequired[str]
+    """The bucket's region (the stack's ``aws:region``); scopes the replication role's KMS use."""
 
 
 class ArtifactStore(pulumi.ComponentResource):
@@ -117,7 +95,7 @@ class ArtifactStore(pulumi.ComponentResource):
 
         self.log_bucket: aws.s3.Bucket | None = None
         if settings.access_logging:
-            self.log_bucket, log_policy = self._log_bucket(name, settings, tags)
+            self.log_bucket, log_policy = self._log_bucket(name, settings, tags, self.bucket)
             aws.s3.BucketLogging(
                 f"{name}-logging",
                 bucket=self.bucket.id,
@@ -126,6 +104,11 @@ class ArtifactStore(pulumi.ComponentResource):
                 # The log bucket must admit the logging service before logging points at it.
                 opts=child.merge(after(self.bucket_policy, log_policy)),
             )
+
+        self.replica_bucket: aws.s3.Bucket | None = None
+        if settings.replication_region:
+            region = args.get("region") or pulumi.Config("aws").require("region")
+            self.replica_bucket = replicate(self, name, settings, tags, region)
 
         self.bucket_name = self.bucket.bucket
         self.bucket_arn = self.bucket.arn
@@ -137,6 +120,7 @@ class ArtifactStore(pulumi.ComponentResource):
                 "bucketArn": self.bucket_arn,
                 "kmsKeyArn": self.kms_key_arn,
                 "artifactRoot": self.artifact_root,
+                "replicaBucketArn": self.replica_bucket.arn if self.replica_bucket else None,
             }
         )
 
@@ -152,10 +136,12 @@ class ArtifactStore(pulumi.ComponentResource):
             "bucket_key_enabled": True,
         }
 
-    def _harden(self, name: str, bucket: aws.s3.Bucket, tags: dict[str, str]) -> aws.s3.BucketOwnershipControls:
+    def _harden(
+        self, name: str, bucket: aws.s3.Bucket, tags: dict[str, str], child: pulumi.ResourceOptions | None = None
+    ) -> aws.s3.BucketOwnershipControls:
         """Public access blocked on all four flags and ACLs disabled, for any bucket we create.
         Returns the last of the two, which the bucket's next configuration waits for."""
-        child = pulumi.ResourceOptions(parent=self)
+        child = child or pulumi.ResourceOptions(parent=self)
         public_access_block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
             bucket=bucket.id,
@@ -173,14 +159,20 @@ class ArtifactStore(pulumi.ComponentResource):
         )
 
     def _log_bucket(
-        self, name: str, settings: ArtifactsConfig, tags: dict[str, str]
+        self,
+        name: str,
+        settings: ArtifactsConfig,
+        tags: dict[str, str],
+        source: aws.s3.Bucket,
+        child: pulumi.ResourceOptions | None = None,
     ) -> tuple[aws.s3.Bucket, aws.s3.BucketPolicy]:
-        """Target of server access logging. S3 delivers access logs only to SSE-S3 buckets, and
-        with ACLs disabled it needs a bucket policy for the logging service principal."""
+        """Target of ``source``'s server access logging, in its region (``child`` carries the
+        provider). S3 delivers access logs only to SSE-S3 buckets, and with ACLs disabled it needs
+        a bucket policy for the logging service principal."""
         log_name = f"{name}-logs"
-        child = pulumi.ResourceOptions(parent=self)
+        child = child or pulumi.ResourceOptions(parent=self)
         log_bucket = aws.s3.Bucket(f"{log_name}-bucket", force_destroy=settings.force_destroy, tags=tags, opts=child)
-        ownership = self._harden(log_name, log_bucket, tags)
+        ownership = self._harden(log_name, log_bucket, tags, child)
         sse = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{log_name}-sse",
             bucket=log_bucket.id,
@@ -222,7 +214,7 @@ class ArtifactStore(pulumi.ComponentResource):
                             "Principal": {"Service": "logging.s3.amazonaws.com"},
                             "Action": "s3:PutObject",
                             "Resource": pulumi.Output.concat(log_bucket.arn, "/s3-access/*"),
-                            "Condition": {"ArnLike": {"aws:SourceArn": self.bucket.arn}},
+                            "Condition": {"ArnLike": {"aws:SourceArn": source.arn}},
                         },
                     ],
                 }

@@ -65,6 +65,8 @@ class Recorded:
     inputs: dict[str, Any]
     raw_inputs: dict[str, Any]
     provider: str | None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """What the mock answered (inputs plus the computed ids, ARNs and names)."""
 
 
 @dataclass
@@ -149,6 +151,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     : int(args.inputs["length"])
                 ]
                 outputs.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
+        self.resources[-1].outputs = {**outputs, "id": f"{args.name}-id"}
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> dict[str, Any]:
