@@ -307,10 +307,14 @@ def exceptions(text: str | None = None) -> list[Exception_]:
     return parsed
 
 
-def unexpected(stack: str, findings: Iterable[Finding], accepted: Sequence[Exception_]) -> list[str]:
-    """Failed checks of ``stack`` that no exception covers."""
+def unexpected(
+    stack: str, findings: Iterable[Finding], accepted: Sequence[Exception_], label: str | None = None
+) -> list[str]:
+    """Failed checks of ``stack``'s plan (the file ``<label or stack>.tfplan.json``) that no
+    exception covers."""
+    prefix = f"{label or stack}.tfplan"
     return sorted(
         f"{f.check_id} {f.address}"
         for f in findings
-        if not f.passed and f.file.startswith(f"{stack}.") and not any(e.covers(stack, f) for e in accepted)
+        if not f.passed and f.file.startswith(prefix) and not any(e.covers(stack, f) for e in accepted)
     )
