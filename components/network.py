@@ -16,6 +16,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from stackconfig import PROJECT
 from stackconfig.schema import NetworkConfig
 
 
@@ -54,12 +55,14 @@ EKS_UNSUPPORTED_ZONE_IDS: dict[str, tuple[str, ...]] = {
     "us-east-1": ("use1-az3",),
     "us-west-1": ("usw1-az2",),
     "ca-central-1": ("cac1-az3",),
+    "cn-north-1": ("cnn1-az4",),
 }
 """Zone IDs where EKS cannot place a cluster's subnets (CreateCluster answers
 UnsupportedAvailabilityZoneException). Source: Amazon EKS User Guide, "View Amazon EKS networking
-requirements for VPC and subnets" (network-reqs.html#network-requirements-subnets), and eksctl's
-own deny list (pkg/az/az.go, tested per region in pkg/az/az_test.go). Zone *names* map to IDs
-differently in every account (us-east-1a is use1-az3 in some), so the exclusion is by ID."""
+requirements for VPC and subnets" (network-reqs.html#network-requirements-subnets) for the first
+three, and eksctl's zone-ID deny list, which adds cnn1-az4 (eksctl-io/eksctl pkg/az, the
+"unsupported zone" entries per region in az_test.go). Zone *names* map to IDs differently in
+every account (us-east-1a is use1-az3 in some), so the exclusion is by ID."""
 
 
 def pick_zones(
@@ -74,19 +77,19 @@ def pick_zones(
         for name in wanted:
             if name not in zone_id:
                 raise ValueError(
-                    f"network.availabilityZones: {name} is not an available zone of {region} that EKS "
+                    f"{PROJECT}:network.availabilityZones: {name} is not an available zone of {region} that EKS "
                     f"supports (available: {', '.join(names)})"
                 )
             if zone_id[name] in unsupported:
                 raise ValueError(
-                    f"network.availabilityZones: {name} is zone ID {zone_id[name]} in this account, "
+                    f"{PROJECT}:network.availabilityZones: {name} is zone ID {zone_id[name]} in this account, "
                     f"where EKS cannot place a cluster; choose zones with other IDs"
                 )
         return list(wanted)
     usable = [name for name in names if zone_id[name] not in unsupported]
     if len(usable) < count:
         raise ValueError(
-            f"network.availabilityZoneCount: the region offers {len(usable)} availability zones EKS supports "
+            f"{PROJECT}:network.availabilityZoneCount: the region offers {len(usable)} availability zones EKS supports "
             f"({', '.join(usable)}); the stack asks for {count}"
         )
     return usable[:count]
