@@ -33,7 +33,11 @@ Sources:
   safe either way (``pending-reboot`` is valid for a dynamic parameter too).
 
 A parameter whose engine default is not recorded here (``None``) is always declared: we only
-omit what we know to be the default.
+omit what we know to be the default. That covers the memory-derived ones on purpose: RDS's
+defaults for shared_buffers, effective_cache_size, maintenance_work_mem and max_connections are
+formulas of ``DBInstanceClassMemory``, which a rendered number never equals, and the workload
+settings (random_page_cost, logging, timeouts, password_encryption) are declared because their
+value is the point; recording an unverified RDS default for them could only drop a setting.
 """
 
 from __future__ import annotations
