@@ -7,31 +7,28 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from components.artifact_replica import replicate
 from components.kms import rotating_key
+from components.s3_common import EVERY_OBJECT, after, tls_only_statement
 from stackconfig.schema import ArtifactsConfig
+
+__all__ = ["EVERY_OBJECT", "ArtifactStore", "ArtifactStoreArgs", "after", "tls_only_statement"]
 
 
 class ArtifactStoreArgs(TypedDict):
     settings: ArtifactsConfig
     tags: NotRequired[dict[str, str]]
-
-
-def tls_only_statement(bucket_arn: pulumi.Input[str]) -> dict[str, object]:
-    """Deny any request not made over TLS, on the bucket and its objects (S3.5 / CKV_AWS_379)."""
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
+    region: NotRequired[str]
+    """The bucket's region (the stack's ``aws:region``); scopes the replication role's KMS use."""
 
 
 class ArtifactStore(pulumi.ComponentResource):
     """Bucket with all four Block Public Access flags, ACLs disabled, SSE-KMS with a rotating
     customer key (SSE-S3 selectable), versioning, lifecycle, TLS-only policy, and optional
-    server access logging to a separate, equally locked-down log bucket."""
+    server access logging to a separate, equally locked-down log bucket.
+
+    Each bucket's configuration is serialised (:func:`after`): public access block → ownership
+    controls → encryption → versioning → lifecycle → policy (→ logging)."""
 
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
@@ -53,27 +50,27 @@ class ArtifactStore(pulumi.ComponentResource):
             )
 
         self.bucket = aws.s3.Bucket(f"{name}-bucket", force_destroy=settings.force_destroy, tags=tags, opts=child)
-        self._harden(name, self.bucket, tags)
-        aws.s3.BucketServerSideEncryptionConfiguration(
+        ownership = self._harden(name, self.bucket, tags)
+        sse = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-sse",
             bucket=self.bucket.id,
             rules=[self._encryption_rule()],
-            opts=child,
+            opts=child.merge(after(ownership)),
         )
-        aws.s3.BucketVersioning(
+        self.versioning = aws.s3.BucketVersioning(
             f"{name}-versioning",
             bucket=self.bucket.id,
             versioning_configuration={"status": "Enabled"},
-            opts=child,
+            opts=child.merge(after(sse)),
         )
-        aws.s3.BucketLifecycleConfiguration(
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=self.bucket.id,
             rules=[
                 {
                     "id": "abort-incomplete-multipart-uploads",
                     "status": "Enabled",
-                    "filter": {},
+                    "filter": EVERY_OBJECT,
                     "abort_incomplete_multipart_upload": {
                         "days_after_initiation": settings.abort_incomplete_multipart_upload_days
                     },
@@ -81,11 +78,11 @@ class ArtifactStore(pulumi.ComponentResource):
                 {
                     "id": "expire-noncurrent-versions",
                     "status": "Enabled",
-                    "filter": {},
+                    "filter": EVERY_OBJECT,
                     "noncurrent_version_expiration": {"noncurrent_days": settings.noncurrent_version_expiration_days},
                 },
             ],
-            opts=child,
+            opts=child.merge(after(self.versioning)),
         )
         self.bucket_policy = aws.s3.BucketPolicy(
             f"{name}-policy",
@@ -93,19 +90,25 @@ class ArtifactStore(pulumi.ComponentResource):
             policy=pulumi.Output.json_dumps(
                 {"Version": "2012-10-17", "Statement": [tls_only_statement(self.bucket.arn)]}
             ),
-            opts=child,
+            opts=child.merge(after(lifecycle)),
         )
 
         self.log_bucket: aws.s3.Bucket | None = None
         if settings.access_logging:
-            self.log_bucket = self._log_bucket(name, settings, tags)
+            self.log_bucket, log_policy = self._log_bucket(name, settings, tags, self.bucket)
             aws.s3.BucketLogging(
                 f"{name}-logging",
                 bucket=self.bucket.id,
                 target_bucket=self.log_bucket.id,
                 target_prefix="s3-access/",
-                opts=child,
+                # The log bucket must admit the logging service before logging points at it.
+                opts=child.merge(after(self.bucket_policy, log_policy)),
             )
+
+        self.replica_bucket: aws.s3.Bucket | None = None
+        if settings.replication_region:
+            region = args.get("region") or pulumi.Config("aws").require("region")
+            self.replica_bucket = replicate(self, name, settings, tags, region)
 
         self.bucket_name = self.bucket.bucket
         self.bucket_arn = self.bucket.arn
@@ -117,6 +120,7 @@ class ArtifactStore(pulumi.ComponentResource):
                 "bucketArn": self.bucket_arn,
                 "kmsKeyArn": self.kms_key_arn,
                 "artifactRoot": self.artifact_root,
+                "replicaBucketArn": self.replica_bucket.arn if self.replica_bucket else None,
             }
         )
 
@@ -132,10 +136,13 @@ class ArtifactStore(pulumi.ComponentResource):
             "bucket_key_enabled": True,
         }
 
-    def _harden(self, name: str, bucket: aws.s3.Bucket, tags: dict[str, str]) -> None:
-        """Public access blocked on all four flags and ACLs disabled, for any bucket we create."""
-        child = pulumi.ResourceOptions(parent=self)
-        aws.s3.BucketPublicAccessBlock(
+    def _harden(
+        self, name: str, bucket: aws.s3.Bucket, tags: dict[str, str], child: pulumi.ResourceOptions | None = None
+    ) -> aws.s3.BucketOwnershipControls:
+        """Public access blocked on all four flags and ACLs disabled, for any bucket we create.
+        Returns the last of the two, which the bucket's next configuration waits for."""
+        child = child or pulumi.ResourceOptions(parent=self)
+        public_access_block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
             bucket=bucket.id,
             block_public_acls=True,
@@ -144,48 +151,56 @@ class ArtifactStore(pulumi.ComponentResource):
             restrict_public_buckets=True,
             opts=child,
         )
-        aws.s3.BucketOwnershipControls(
+        return aws.s3.BucketOwnershipControls(
             f"{name}-ownership",
             bucket=bucket.id,
             rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
+            opts=child.merge(after(public_access_block)),
         )
 
-    def _log_bucket(self, name: str, settings: ArtifactsConfig, tags: dict[str, str]) -> aws.s3.Bucket:
-        """Target of server access logging. S3 delivers access logs only to SSE-S3 buckets, and
-        with ACLs disabled it needs a bucket policy for the logging service principal."""
+    def _log_bucket(
+        self,
+        name: str,
+        settings: ArtifactsConfig,
+        tags: dict[str, str],
+        source: aws.s3.Bucket,
+        child: pulumi.ResourceOptions | None = None,
+    ) -> tuple[aws.s3.Bucket, aws.s3.BucketPolicy]:
+        """Target of ``source``'s server access logging, in its region (``child`` carries the
+        provider). S3 delivers access logs only to SSE-S3 buckets, and with ACLs disabled it needs
+        a bucket policy for the logging service principal."""
         log_name = f"{name}-logs"
-        child = pulumi.ResourceOptions(parent=self)
+        child = child or pulumi.ResourceOptions(parent=self)
         log_bucket = aws.s3.Bucket(f"{log_name}-bucket", force_destroy=settings.force_destroy, tags=tags, opts=child)
-        self._harden(log_name, log_bucket, tags)
-        aws.s3.BucketServerSideEncryptionConfiguration(
+        ownership = self._harden(log_name, log_bucket, tags, child)
+        sse = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{log_name}-sse",
             bucket=log_bucket.id,
             rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
-            opts=child,
+            opts=child.merge(after(ownership)),
         )
-        aws.s3.BucketVersioning(
+        versioning = aws.s3.BucketVersioning(
             f"{log_name}-versioning",
             bucket=log_bucket.id,
             versioning_configuration={"status": "Enabled"},
-            opts=child,
+            opts=child.merge(after(sse)),
         )
-        aws.s3.BucketLifecycleConfiguration(
+        lifecycle = aws.s3.BucketLifecycleConfiguration(
             f"{log_name}-lifecycle",
             bucket=log_bucket.id,
             rules=[
                 {
                     "id": "expire-access-logs",
                     "status": "Enabled",
-                    "filter": {},
+                    "filter": EVERY_OBJECT,
                     "expiration": {"days": settings.access_log_retention_days},
                     "noncurrent_version_expiration": {"noncurrent_days": 1},
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
                 }
             ],
-            opts=child,
+            opts=child.merge(after(versioning)),
         )
-        aws.s3.BucketPolicy(
+        policy = aws.s3.BucketPolicy(
             f"{log_name}-policy",
             bucket=log_bucket.id,
             policy=pulumi.Output.json_dumps(
@@ -199,11 +214,11 @@ class ArtifactStore(pulumi.ComponentResource):
                             "Principal": {"Service": "logging.s3.amazonaws.com"},
                             "Action": "s3:PutObject",
                             "Resource": pulumi.Output.concat(log_bucket.arn, "/s3-access/*"),
-                            "Condition": {"ArnLike": {"aws:SourceArn": self.bucket.arn}},
+                            "Condition": {"ArnLike": {"aws:SourceArn": source.arn}},
                         },
                     ],
                 }
             ),
-            opts=child,
+            opts=child.merge(after(lifecycle)),
         )
-        return log_bucket
+        return log_bucket, policy

@@ -12,6 +12,7 @@ import pulumi_random as random
 
 from components.kms import rotating_key
 from rendering.postgres import PostgresTuning, max_connections_for, render_postgres_parameters
+from rendering.rds_parameters import rds_parameter_group
 from stackconfig.schema import DatabaseConfig
 
 POSTGRES_PORT = 5432
@@ -87,9 +88,11 @@ class TrackingDatabase(pulumi.ComponentResource):
             f"{name}-params",
             family=f"postgres{settings.engine_major}",
             description=f"MLflow tuning for {settings.memory_bytes // 2**20} MiB ({settings.instance_class})",
+            # Static parameters apply at the next reboot, and engine defaults are left out: see
+            # rendering.rds_parameters for the facts per family and why (permanent diffs).
             parameters=[
                 {"name": p.name, "value": p.value, "apply_method": p.apply_method}
-                for p in render_postgres_parameters(tuning)
+                for p in rds_parameter_group(render_postgres_parameters(tuning), settings.engine_major)
             ],
             tags=tags,
             # A new family (major upgrade) needs a new group before the old one can go.
@@ -106,6 +109,7 @@ class TrackingDatabase(pulumi.ComponentResource):
             opts=child,
         )
         monitoring_role_arn: pulumi.Output[str] | None = None
+        monitoring_attachments: list[pulumi.Resource] = []
         if settings.monitoring_interval_seconds:
             monitoring_role = aws.iam.Role(
                 f"{name}-monitoring",
@@ -124,13 +128,26 @@ class TrackingDatabase(pulumi.ComponentResource):
                 tags=tags,
                 opts=child,
             )
-            aws.iam.RolePolicyAttachment(
-                f"{name}-monitoring-policy",
-                role=monitoring_role.name,
-                policy_arn=ENHANCED_MONITORING_POLICY_ARN,
-                opts=child,
+            monitoring_attachments.append(
+                aws.iam.RolePolicyAttachment(
+                    f"{name}-monitoring-policy",
+                    role=monitoring_role.name,
+                    policy_arn=ENHANCED_MONITORING_POLICY_ARN,
+                    opts=child,
+                )
             )
             monitoring_role_arn = monitoring_role.arn
+
+        final_snapshot_identifier: pulumi.Output[str] | None = None
+        if settings.final_snapshot:
+            # Unique per stack lifetime: a fixed "<name>-final" collides with the snapshot the
+            # previous incarnation left behind (final snapshots outlive the instance), and the
+            # second destroy fails with DBSnapshotAlreadyExists. final_snapshot_identifier is
+            # not ForceNew in terraform-provider-aws (internal/service/rds/instance.go: Optional,
+            # only sent with DeleteDBInstance), so on an existing stack this changes state only
+            # and never replaces or modifies the instance.
+            self.final_snapshot_suffix = random.RandomId(f"{name}-final-snapshot-id", byte_length=4, opts=child)
+            final_snapshot_identifier = pulumi.Output.concat(f"{name}-final-", self.final_snapshot_suffix.hex)
 
         self.instance = aws.rds.Instance(
             f"{name}-instance",
@@ -158,7 +175,7 @@ class TrackingDatabase(pulumi.ComponentResource):
             copy_tags_to_snapshot=True,
             deletion_protection=settings.deletion_protection,
             skip_final_snapshot=not settings.final_snapshot,
-            final_snapshot_identifier=f"{name}-final" if settings.final_snapshot else None,
+            final_snapshot_identifier=final_snapshot_identifier,
             performance_insights_enabled=True,
             performance_insights_kms_key_id=self.kms_key.arn,
             performance_insights_retention_period=settings.performance_insights_retention_days,
@@ -174,6 +191,9 @@ class TrackingDatabase(pulumi.ComponentResource):
                 # ceiling with database.maxAllocatedStorageGib instead.
                 ignore_changes=["allocatedStorage"],
                 additional_secret_outputs=["password"],
+                # Enhanced monitoring needs the role's policy attached when the instance starts
+                # using the role; the ARN alone does not wait for the attachment.
+                depends_on=monitoring_attachments,
             ),
         )
         self.address = self.instance.address

@@ -16,6 +16,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from stackconfig import PROJECT
 from stackconfig.schema import NetworkConfig
 
 
@@ -50,10 +51,48 @@ class NetworkArgs(TypedDict):
     tags: NotRequired[dict[str, str]]
 
 
-def _pick_zone(names: Sequence[str], index: int, wanted: int) -> str:
-    if len(names) < wanted:
-        raise ValueError(f"the region offers {len(names)} availability zones ({names}); the stack asks for {wanted}")
-    return names[index]
+EKS_UNSUPPORTED_ZONE_IDS: dict[str, tuple[str, ...]] = {
+    "us-east-1": ("use1-az3",),
+    "us-west-1": ("usw1-az2",),
+    "ca-central-1": ("cac1-az3",),
+    "cn-north-1": ("cnn1-az4",),
+}
+"""Zone IDs where EKS cannot place a cluster's subnets (CreateCluster answers
+UnsupportedAvailabilityZoneException). Source: Amazon EKS User Guide, "View Amazon EKS networking
+requirements for VPC and subnets" (network-reqs.html#network-requirements-subnets) for the first
+three, and eksctl's zone-ID deny list, which adds cnn1-az4 (eksctl-io/eksctl pkg/az, the
+"unsupported zone" entries per region in az_test.go). Zone *names* map to IDs differently in
+every account (us-east-1a is use1-az3 in some), so the exclusion is by ID."""
+
+
+def pick_zones(
+    names: Sequence[str], zone_ids: Sequence[str], count: int, region: str, wanted: Sequence[str] = ()
+) -> list[str]:
+    """The zone names the subnets go to: ``wanted`` (``network.availabilityZones``) after checking
+    each is available here and not an EKS-unsupported zone ID, or else the first ``count``
+    available zones whose ID EKS supports."""
+    unsupported = set(EKS_UNSUPPORTED_ZONE_IDS.get(region, ()))
+    zone_id = dict(zip(names, zone_ids, strict=True))
+    if wanted:
+        for name in wanted:
+            if name not in zone_id:
+                raise ValueError(
+                    f"{PROJECT}:network.availabilityZones: {name} is not an available zone of {region} that EKS "
+                    f"supports (available: {', '.join(names)})"
+                )
+            if zone_id[name] in unsupported:
+                raise ValueError(
+                    f"{PROJECT}:network.availabilityZones: {name} is zone ID {zone_id[name]} in this account, "
+                    f"where EKS cannot place a cluster; choose zones with other IDs"
+                )
+        return list(wanted)
+    usable = [name for name in names if zone_id[name] not in unsupported]
+    if len(usable) < count:
+        raise ValueError(
+            f"{PROJECT}:network.availabilityZoneCount: the region offers {len(usable)} availability zones EKS supports "
+            f"({', '.join(usable)}); the stack asks for {count}"
+        )
+    return usable[:count]
 
 
 class Network(pulumi.ComponentResource):
@@ -71,16 +110,20 @@ class Network(pulumi.ComponentResource):
         plan = plan_subnets(settings.cidr_block, count)
         cluster_tag = {f"kubernetes.io/cluster/{args['cluster_name']}": "shared"}
 
-        if settings.availability_zones:
-            zones: list[pulumi.Output[str]] = [pulumi.Output.from_input(z) for z in settings.availability_zones]
-        else:
-            # Only zones that need no opt-in (Local/Wavelength zones have no EKS control plane).
-            available = aws.get_availability_zones_output(
-                state="available",
-                filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
-                opts=pulumi.InvokeOutputOptions(parent=self),
-            )
-            zones = [available.names.apply(lambda names, i=i: _pick_zone(names, i, count)) for i in range(count)]
+        # Only zones that need no opt-in (Local/Wavelength zones have no EKS control plane), and
+        # none whose ID EKS does not support (asked of the API, and checked again by pick_zones).
+        # Configured zones are checked against the same answer.
+        available = aws.get_availability_zones_output(
+            state="available",
+            filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+            exclude_zone_ids=list(EKS_UNSUPPORTED_ZONE_IDS.get(args["region"], ())) or None,
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        region = args["region"]
+        picked = pulumi.Output.all(available.names, available.zone_ids).apply(
+            lambda found: pick_zones(found[0], found[1], count, region, settings.availability_zones)
+        )
+        zones: list[pulumi.Output[str]] = [picked.apply(lambda names, i=i: names[i]) for i in range(count)]
         self.availability_zones = zones
 
         self.vpc = aws.ec2.Vpc(

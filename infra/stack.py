@@ -85,7 +85,9 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
     base = f"mlflow-{stack}"
     facts = cluster_facts(config, base, tags)
 
-    artifacts = ArtifactStore(f"{base}-artifacts", {"settings": config.artifacts, "tags": tags})
+    artifacts = ArtifactStore(
+        f"{base}-artifacts", {"settings": config.artifacts, "tags": tags, "region": config.cluster.region}
+    )
     database = TrackingDatabase(
         f"{base}-db",
         {

@@ -15,11 +15,8 @@ mapped or dropped for the local target by :func:`local_postgres_settings`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from .units import GIB, KIB, MIB
-
-ApplyMethod = Literal["immediate", "pending-reboot"]
 
 PAGE_BYTES = 8 * KIB
 """PostgreSQL's block size: the unit of shared_buffers, effective_cache_size and wal_buffers."""
@@ -32,11 +29,11 @@ MAX_MAX_CONNECTIONS = 5000
 
 @dataclass(frozen=True)
 class PgParameter:
-    """One parameter as RDS wants it: name, value in the base unit, and how it applies."""
+    """One parameter: name and value in the base unit. How RDS applies it (static or dynamic) is
+    data in :mod:`rendering.rds_parameters`."""
 
     name: str
     value: str
-    apply_method: ApplyMethod
     rds_only: bool = False
 
 
@@ -86,32 +83,29 @@ def render_postgres_parameters(tuning: PostgresTuning) -> tuple[PgParameter, ...
     maintenance_work_mem = min(memory // 16, 2 * GIB)
     wal_buffers = _clamp(shared_buffers // 32, 1 * MIB, 64 * MIB)
     max_wal_size = _clamp(memory // 2, 1 * GIB, 16 * GIB)
-    static: ApplyMethod = "pending-reboot"  # needs a restart; RDS refuses "immediate" for these
-    dynamic: ApplyMethod = "immediate"
     return (
-        PgParameter("shared_buffers", str(shared_buffers // PAGE_BYTES), static),
-        PgParameter("effective_cache_size", str(effective_cache // PAGE_BYTES), dynamic),
-        PgParameter("work_mem", str(work_mem // KIB), dynamic),
-        PgParameter("maintenance_work_mem", str(maintenance_work_mem // KIB), dynamic),
-        PgParameter("wal_buffers", str(wal_buffers // PAGE_BYTES), static),
-        PgParameter("checkpoint_completion_target", "0.9", dynamic),
-        PgParameter("max_wal_size", str(max_wal_size // MIB), dynamic),
-        PgParameter("max_connections", str(max_connections_for(tuning)), static),
+        PgParameter("shared_buffers", str(shared_buffers // PAGE_BYTES)),
+        PgParameter("effective_cache_size", str(effective_cache // PAGE_BYTES)),
+        PgParameter("work_mem", str(work_mem // KIB)),
+        PgParameter("maintenance_work_mem", str(maintenance_work_mem // KIB)),
+        PgParameter("wal_buffers", str(wal_buffers // PAGE_BYTES)),
+        PgParameter("checkpoint_completion_target", "0.9"),
+        PgParameter("max_wal_size", str(max_wal_size // MIB)),
+        PgParameter("max_connections", str(max_connections_for(tuning))),
         # SSD-backed storage (gp3, local disks): random reads cost nearly what sequential ones do.
-        PgParameter("random_page_cost", "1.1", dynamic),
+        PgParameter("random_page_cost", "1.1"),
         # A client that dies mid-transaction (killed training job) must not hold locks forever.
         PgParameter(
             "idle_in_transaction_session_timeout",
             str(tuning.idle_in_transaction_session_timeout_ms),
-            dynamic,
         ),
         # Slow-query and DDL logging: what RDS.36 / CKV2_AWS_30 ask for, and what an operator
         # needs to see a slow search_runs or an unexpected migration.
-        PgParameter("log_min_duration_statement", str(tuning.log_min_duration_statement_ms), dynamic),
-        PgParameter("log_statement", "ddl", dynamic),
-        PgParameter("password_encryption", "scram-sha-256", dynamic),
-        # Clients must use TLS (CKV2_AWS_69). Dynamic on RDS for PostgreSQL 15 and later.
-        PgParameter("rds.force_ssl", "1", dynamic, rds_only=True),
+        PgParameter("log_min_duration_statement", str(tuning.log_min_duration_statement_ms)),
+        PgParameter("log_statement", "ddl"),
+        PgParameter("password_encryption", "scram-sha-256"),
+        # Clients must use TLS (CKV2_AWS_69); its apply type per family: rendering.rds_parameters.
+        PgParameter("rds.force_ssl", "1", rds_only=True),
     )
 
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(postgresql pgbouncer nginx openssl ca-certificates python3-venv)
 # WITH_TEST_TOOLS=1 (make test): the browser test needs a Chromium and NSS tools (to trust the
-# local CA in a test profile), and the manifest scan needs checkov. `make up` needs neither.
+# local CA in a test profile), and the manifest and Terraform-plan scans need checkov. `make up` needs neither.
 # Debian ships `chromium`; Ubuntu only a snap stub, so an existing Chrome/Chromium is used there.
 WITH_TEST_TOOLS=${WITH_TEST_TOOLS:-0}
 if [[ "$WITH_TEST_TOOLS" == "1" ]]; then

@@ -449,7 +449,25 @@ def _artifacts(section: _Section) -> ArtifactsConfig:
             "accessLogRetentionDays", d.access_log_retention_days, low=1, high=3650
         ),
         force_destroy=section.boolean("forceDestroy", d.force_destroy),
+        replication_region=section.string(
+            "replicationRegion",
+            d.replication_region,
+            pattern=_REGION,
+            expected="an AWS region like us-west-2 (another region than cluster.region), or unset for no replica",
+        ),
     )
+
+
+def _check_replication(config: StackConfig, problems: list[ConfigProblem]) -> None:
+    """A replica in the bucket's own region protects against nothing a region loses."""
+    if config.artifacts.replication_region and config.artifacts.replication_region == config.cluster.region:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:artifacts.replicationRegion",
+                config.artifacts.replication_region,
+                f"another region than {PROJECT}:cluster.region ({config.cluster.region})",
+            )
+        )
 
 
 def _cluster(section: _Section) -> ClusterConfig:
@@ -912,6 +930,7 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
     )
     if mode is not None:
         _check_cluster_mode(config, values, problems)
+    _check_replication(config, problems)
     for section in sections.values():
         section.reject_unknown()
     if not problems:

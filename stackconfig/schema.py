@@ -75,6 +75,9 @@ class ArtifactsConfig:
     abort_incomplete_multipart_upload_days: int = 7
     access_log_retention_days: int = 365
     force_destroy: bool = False
+    replication_region: str = ""
+    """Disaster recovery: replicate every artifact (versions and deletes) to a bucket in this other
+    region, with its own KMS key and a replication role; "" (default): no replica."""
 
 
 EKS_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver")

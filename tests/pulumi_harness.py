@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+ZONE_IDS = ("use1-az1", "use1-az2", "use1-az4")
 OIDC_ID = "0123456789ABCDEF0123456789ABCDEF"
 OIDC_ISSUER = f"https://oidc.eks.{REGION}.amazonaws.com/id/{OIDC_ID}"
 CLUSTER_SECURITY_GROUP = "sg-0c1a5e7e55ec0123f"
@@ -64,15 +65,22 @@ class Recorded:
     inputs: dict[str, Any]
     raw_inputs: dict[str, Any]
     provider: str | None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """What the mock answered (inputs plus the computed ids, ARNs and names)."""
 
 
 @dataclass
 class RecordingMocks(pulumi.runtime.Mocks):
     resources: list[Recorded] = field(default_factory=list)
+    dependencies: dict[str, set[str]] = field(default_factory=dict)
+    """Resource name → names of every resource it waits for (``depends_on`` and inputs), as the
+    engine receives them in ``RegisterResource``; filled by :class:`RecordingMonitor`."""
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     """Every invoke the program made, with its arguments."""
     urns: list[str] = field(default_factory=list)
     """URNs of everything registered; a child's URN encodes its parent's type."""
+    zones: dict[str, str] = field(default_factory=lambda: dict(zip(ZONES, ZONE_IDS, strict=True)))
+    """What ``getAvailabilityZones`` answers: zone name → zone ID (this account's mapping)."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources.append(Recorded(args.typ, args.name, unwrap(args.inputs), dict(args.inputs), args.provider))
@@ -133,11 +141,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
             case "kubernetes:networking.k8s.io/v1:Ingress":
                 # Set by the ingress controller once the load balancer exists; the provider waits for it.
                 outputs.update(status={"loadBalancer": {"ingress": [{"hostname": LOAD_BALANCER_HOSTNAME}]}})
+            case "random:index/randomId:RandomId":
+                raw = hashlib.sha256((args.name + _keepers(args.inputs)).encode()).digest()[
+                    : int(args.inputs["byteLength"])
+                ]
+                outputs.update(hex=raw.hex(), b64Url=base64.urlsafe_b64encode(raw).decode().rstrip("="))
             case "random:index/randomBytes:RandomBytes":
                 raw = hashlib.sha256((args.name + _keepers(args.inputs)).encode()).digest()[
                     : int(args.inputs["length"])
                 ]
                 outputs.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
+        self.resources[-1].outputs = {**outputs, "id": f"{args.name}-id"}
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> dict[str, Any]:
@@ -150,11 +164,25 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "id": ACCOUNT_ID,
             }
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            return {"names": list(ZONES), "zoneIds": ["use1-az1", "use1-az2", "use1-az4"], "id": REGION}
+            excluded = set(args.args.get("excludeZoneIds") or ())
+            zones = {name: zone_id for name, zone_id in self.zones.items() if zone_id not in excluded}
+            return {"names": list(zones), "zoneIds": list(zones.values()), "id": REGION}
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         # An unmocked invoke silently returning {} would hide bugs (e.g. arn:aws:iam::None:...).
         raise NotImplementedError(f"unmocked invoke {args.token}")
+
+    def depends_on(self, name: str, other: str) -> bool:
+        """Whether ``name`` waits for ``other``, directly or through other resources."""
+        seen: set[str] = set()
+        todo = [name]
+        while todo:
+            for dependency in self.dependencies.get(todo.pop(), set()) - seen:
+                if dependency == other:
+                    return True
+                seen.add(dependency)
+                todo.append(dependency)
+        return False
 
     def of_type(self, typ: str) -> list[Recorded]:
         return [r for r in self.resources if r.typ == typ]
@@ -165,16 +193,34 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return matches[0]
 
 
+class RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, also recording each registration's dependencies (by name)."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        urns = set(request.dependencies)
+        for dependency in request.propertyDependencies.values():
+            urns.update(dependency.urns)
+        self.recording.dependencies[request.name] = {urn.rsplit("::", 1)[-1] for urn in urns}
+        return response
+
+
 def run_mocked(
     build: Callable[[], Mapping[str, Any]],
     *,
     stack: str = "test",
     config: Mapping[str, str] | None = None,
+    mocks: RecordingMocks | None = None,
 ) -> tuple[RecordingMocks, dict[str, Any], dict[str, bool]]:
-    """Run ``build`` (which creates resources and returns outputs) with fresh mocks; return the
-    recorded resources, the resolved outputs, and which outputs are secret."""
-    mocks = RecordingMocks()
-    monitor = MockMonitor(mocks)
+    """Run ``build`` (which creates resources and returns outputs) with fresh mocks (or the given
+    ones, e.g. with another zone mapping); return the recorded resources, the resolved outputs,
+    and which outputs are secret."""
+    mocks = mocks if mocks is not None else RecordingMocks()
+    monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config or {}))
     resolved: dict[str, Any] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -134,3 +135,134 @@ def test_outputs_and_child_naming():
     assert all(r.name.startswith("art-") for r in children)
     child_urns = [u for u in mocks.urns if not u.endswith(f"{COMPONENT}::art")]
     assert child_urns and all(f"{COMPONENT}$" in u for u in child_urns), child_urns
+
+
+@pytest.mark.parametrize("bucket", ["art", "art-logs"])
+def test_each_buckets_configuration_is_serialised(bucket: str):
+    """S3 answers OperationAborted ("A conflicting conditional operation is currently in
+    progress") to overlapping configuration calls on a new bucket: each waits for the previous
+    one, and the policy comes after the public access block."""
+    mocks, _ = build(ArtifactsConfig(access_logging=True))
+    chain = [
+        f"{bucket}-bucket",
+        f"{bucket}-public-access-block",
+        f"{bucket}-ownership",
+        f"{bucket}-sse",
+        f"{bucket}-versioning",
+        f"{bucket}-lifecycle",
+        f"{bucket}-policy",
+    ]
+    for earlier, later in itertools.pairwise(chain):
+        assert earlier in mocks.dependencies[later], f"{later} does not wait for {earlier}"
+    assert mocks.depends_on(f"{bucket}-policy", f"{bucket}-public-access-block")
+
+
+def test_logging_waits_for_both_bucket_policies():
+    mocks, _ = build(ArtifactsConfig(access_logging=True))
+    assert {"art-policy", "art-logs-policy"} <= mocks.dependencies["art-logging"]
+
+
+@pytest.mark.parametrize("logging", [True, False])
+def test_lifecycle_rules_filter_on_an_empty_prefix_not_an_empty_block(logging: bool):
+    """``filter {}`` draws the provider's Invalid Attribute Combination warning."""
+    mocks, _ = build(ArtifactsConfig(access_logging=logging))
+    for lifecycle in mocks.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"):
+        assert [rule["filter"] for rule in lifecycle.inputs["rules"]] == [{"prefix": ""}] * len(
+            lifecycle.inputs["rules"]
+        )
+
+
+REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
+
+
+def build_replicated(settings: ArtifactsConfig) -> RecordingMocks:
+    def program() -> dict[str, Any]:
+        store = ArtifactStore("art", {"settings": settings, "region": "us-east-1"})
+        return {"arn": store.bucket_arn}
+
+    mocks, _, _ = run_mocked(program)
+    return mocks
+
+
+def test_no_replica_by_default():
+    mocks, _ = build(ArtifactsConfig())
+    assert mocks.of_type(REPLICATION) == []
+    assert not [r for r in mocks.resources if "replica" in r.name]
+
+
+def test_replication_to_another_region_with_its_own_key_and_hardening():
+    mocks = build_replicated(ArtifactsConfig(replication_region="us-west-2"))
+    provider = mocks.one("pulumi:providers:aws", "art-replica-region")
+    assert provider.inputs["region"] == "us-west-2"
+    replica_key = mocks.one("aws:kms/key:Key", "art-replica-key")
+    assert replica_key.inputs["enableKeyRotation"] is True
+    # Every replica resource is created through the other region's provider.
+    replica = [r for r in mocks.resources if r.name.startswith("art-replica-") and r.name != "art-replica-region"]
+    assert replica and all(r.provider and "art-replica-region" in r.provider for r in replica)
+    assert mocks.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "art-replica-public").inputs[
+        "restrictPublicBuckets"
+    ]
+    sse = mocks.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "art-replica-sse"
+    )
+    assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"] == {
+        "sseAlgorithm": "aws:kms",
+        "kmsMasterKeyId": "arn:aws:kms:us-east-1:123456789012:key/art-replica-key-7f3a2b",
+    }
+    assert mocks.one("aws:s3/bucketVersioning:BucketVersioning", "art-replica-versioning").inputs[
+        "versioningConfiguration"
+    ] == {"status": "Enabled"}
+    # The replica's configuration is serialised like the source's, and it is logged in its region.
+    assert mocks.depends_on("art-replica-policy", "art-replica-public-access-block")
+    assert mocks.one("aws:s3/bucketLogging:BucketLogging", "art-replica-logging").inputs["targetBucket"] == (
+        "art-replica-logs-bucket-id"
+    )
+
+    (config,) = mocks.of_type(REPLICATION)
+    assert config.inputs["bucket"] == "art-bucket-id"
+    assert config.inputs["role"] == "arn:aws:iam::123456789012:role/art-replication-7f3a2b"
+    (rule,) = config.inputs["rules"]
+    assert rule["status"] == "Enabled" and rule["filter"] == {"prefix": ""}
+    assert rule["deleteMarkerReplication"] == {"status": "Enabled"}
+    assert rule["destination"]["bucket"] == "arn:aws:s3:::art-replica-bucket-7f3a2b"
+    assert rule["destination"]["encryptionConfiguration"] == {
+        "replicaKmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/art-replica-key-7f3a2b"
+    }
+    assert rule["sourceSelectionCriteria"] == {"sseKmsEncryptedObjects": {"status": "Enabled"}}
+    # S3 refuses replication until both buckets are versioned and the role can act.
+    assert {"art-versioning", "art-replica-versioning", "art-replication"} <= mocks.dependencies["art-replication"]
+
+
+def test_the_replication_role_does_only_what_replication_needs():
+    import json
+
+    mocks = build_replicated(ArtifactsConfig(replication_region="us-west-2"))
+    trust = json.loads(mocks.one("aws:iam/role:Role", "art-replication").inputs["assumeRolePolicy"])
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:s3:::art-bucket-7f3a2b"},
+    }
+    policy = json.loads(mocks.one("aws:iam/rolePolicy:RolePolicy", "art-replication").inputs["policy"])
+    granted = {s["Sid"]: (s["Action"], s["Resource"]) for s in policy["Statement"]}
+    source, replica = "arn:aws:s3:::art-bucket-7f3a2b", "arn:aws:s3:::art-replica-bucket-7f3a2b"
+    assert granted["ReadReplicationConfiguration"] == (["s3:GetReplicationConfiguration", "s3:ListBucket"], source)
+    assert granted["WriteReplicas"] == (
+        ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+        replica + "/*",
+    )
+    kms = {s["Sid"]: s["Condition"]["StringEquals"]["kms:ViaService"] for s in policy["Statement"] if "Condition" in s}
+    assert kms == {
+        "DecryptSourceObjects": "s3.us-east-1.amazonaws.com",
+        "EncryptReplicas": "s3.us-west-2.amazonaws.com",
+    }
+    assert not [s for s in policy["Statement"] if "*" in s["Action"] or s["Resource"] == "*"]
+
+
+def test_replication_with_sse_s3_needs_no_keys():
+    mocks = build_replicated(ArtifactsConfig(replication_region="eu-west-1", encryption="s3", access_logging=False))
+    assert mocks.of_type("aws:kms/key:Key") == []
+    (rule,) = mocks.one(REPLICATION).inputs["rules"]
+    assert "encryptionConfiguration" not in rule["destination"] and "sourceSelectionCriteria" not in rule
+    assert mocks.of_type("aws:s3/bucketLogging:BucketLogging") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pulumi
@@ -63,7 +64,6 @@ def test_parameter_group_is_the_guides_tuning_for_8_gib():
         "work_mem": ("65536", "immediate"),
         "maintenance_work_mem": ("524288", "immediate"),
         "wal_buffers": ("8192", "pending-reboot"),
-        "checkpoint_completion_target": ("0.9", "immediate"),
         "max_wal_size": ("4096", "immediate"),
         "max_connections": ("200", "pending-reboot"),
         "random_page_cost": ("1.1", "immediate"),
@@ -109,7 +109,7 @@ def test_instance_is_encrypted_private_and_observable():
 def test_prod_protection_and_dev_economy():
     prod = mocks_instance(PROD)
     assert (prod["multiAz"], prod["deletionProtection"], prod["skipFinalSnapshot"]) == (True, True, False)
-    assert prod["finalSnapshotIdentifier"] == "db-final"
+    assert re.fullmatch(r"db-final-[0-9a-f]{8}", prod["finalSnapshotIdentifier"])
     assert prod["backupRetentionPeriod"] == 14
     assert prod["monitoringInterval"] == 60 and prod["monitoringRoleArn"].startswith("arn:aws:iam::")
     dev = mocks_instance(DEV)
@@ -160,3 +160,23 @@ def test_autoscaled_storage_is_not_drift(monkeypatch: pytest.MonkeyPatch):
     assert seen and seen[0].ignore_changes == ["allocatedStorage"]
     # The engine version is a major-version prefix, so AWS's minor upgrades match it.
     assert DatabaseConfig().engine_version.isdigit()
+
+
+def test_final_snapshot_identifier_is_unique_per_stack_lifetime():
+    """A fixed "<name>-final" collides on the second destroy with the snapshot the first one
+    left: the identifier ends in a RandomId generated with the stack, valid for RDS (letters,
+    digits, single hyphens, no trailing hyphen)."""
+    mocks, _, _ = build(PROD)
+    suffix = mocks.one("random:index/randomId:RandomId", "final-snapshot")
+    assert suffix.inputs["byteLength"] == 4 and "keepers" not in suffix.inputs
+    identifier = mocks.one("aws:rds/instance:Instance").inputs["finalSnapshotIdentifier"]
+    assert identifier.startswith("db-final-") and identifier != "db-final"
+    assert "db-final-snapshot-id" in mocks.dependencies["db-instance"]
+    assert re.fullmatch(r"[A-Za-z](?!.*--)[A-Za-z0-9-]{0,253}[A-Za-z0-9]", identifier)
+    dev, _, _ = build(DEV)
+    assert dev.of_type("random:index/randomId:RandomId") == []
+
+
+def test_instance_waits_for_the_enhanced_monitoring_policy_attachment():
+    mocks, _, _ = build(PROD)
+    assert "db-monitoring-policy" in mocks.dependencies["db-instance"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components.network import Network, _pick_zone, plan_subnets
+from components.network import EKS_UNSUPPORTED_ZONE_IDS, Network, pick_zones, plan_subnets
 from stackconfig.schema import NetworkConfig
 from tests.pulumi_harness import ACCOUNT_ID, ZONES, RecordingMocks, captured_program, run_mocked
 
@@ -43,19 +43,50 @@ def test_subnets_fit_the_vpc_and_never_overlap(cidr: str, zones: int):
 
 
 def test_too_few_zones_in_the_region_is_an_error():
-    assert _pick_zone(["us-east-1a", "us-east-1b"], 1, 2) == "us-east-1b"
-    with pytest.raises(ValueError, match="offers 2 availability zones"):
-        _pick_zone(["us-east-1a", "us-east-1b"], 0, 3)
+    assert pick_zones(["us-east-1a", "us-east-1b"], ["use1-az1", "use1-az2"], 2, "us-east-1") == [
+        "us-east-1a",
+        "us-east-1b",
+    ]
+    with pytest.raises(ValueError, match="offers 2 availability zones EKS supports"):
+        pick_zones(["us-east-1a", "us-east-1b"], ["use1-az1", "use1-az2"], 3, "us-east-1")
 
 
-def build(settings: NetworkConfig) -> RecordingMocks:
+def test_zones_are_picked_by_id_skipping_those_eks_does_not_support():
+    """In this account us-east-1a is use1-az3, where EKS cannot place a cluster's subnets."""
+    names, ids = (
+        ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"],
+        ["use1-az3", "use1-az1", "use1-az2", "use1-az4"],
+    )
+    assert pick_zones(names, ids, 3, "us-east-1") == ["us-east-1b", "us-east-1c", "us-east-1d"]
+    assert pick_zones(
+        ["ca-central-1a", "ca-central-1b", "ca-central-1d"], ["cac1-az3", "cac1-az1", "cac1-az2"], 2, "ca-central-1"
+    ) == [
+        "ca-central-1b",
+        "ca-central-1d",
+    ]
+    with pytest.raises(ValueError, match=r"network\.availabilityZones: us-east-1a is zone ID use1-az3"):
+        pick_zones(names, ids, 2, "us-east-1", ["us-east-1a", "us-east-1b"])
+    assert EKS_UNSUPPORTED_ZONE_IDS["us-west-1"] == ("usw1-az2",)
+
+
+def build(settings: NetworkConfig, mocks: RecordingMocks | None = None) -> RecordingMocks:
     def program() -> dict[str, Any]:
         network = Network("net", {"settings": settings, "cluster_name": "mlflow-test", "region": "us-east-1"})
         return {"vpc": network.vpc_id, "private": network.private_subnet_ids, "zones": network.availability_zones}
 
-    mocks, outputs, _ = run_mocked(program)
+    mocks, outputs, _ = run_mocked(program, mocks=mocks)
     assert outputs["vpc"] == "net-vpc-id"
     return mocks
+
+
+def test_the_created_network_avoids_an_eks_unsupported_zone_whatever_its_name():
+    account = RecordingMocks(
+        zones={"us-east-1a": "use1-az3", "us-east-1b": "use1-az1", "us-east-1c": "use1-az2", "us-east-1d": "use1-az4"}
+    )
+    mocks = build(NetworkConfig(availability_zone_count=3), account)
+    assert [s["availabilityZone"] for s in subnets(mocks, "private")] == ["us-east-1b", "us-east-1c", "us-east-1d"]
+    (zones_call,) = [args for token, args in mocks.invokes if token.endswith("getAvailabilityZones")]
+    assert zones_call["excludeZoneIds"] == ["use1-az3"]
 
 
 def subnets(mocks: RecordingMocks, kind: str) -> list[dict[str, Any]]:
@@ -113,10 +144,11 @@ def test_production_network_has_a_nat_gateway_per_zone():
     assert len({s["availabilityZone"] for s in subnets(mocks, "private")}) == 3
 
 
-def test_configured_zones_are_used_as_given():
-    mocks = build(NetworkConfig(availability_zone_count=2, availability_zones=("us-east-1d", "us-east-1f")))
+def test_configured_zones_are_used_as_given_once_checked_against_the_account():
+    account = RecordingMocks(zones={"us-east-1a": "use1-az3", "us-east-1d": "use1-az1", "us-east-1f": "use1-az5"})
+    mocks = build(NetworkConfig(availability_zone_count=2, availability_zones=("us-east-1d", "us-east-1f")), account)
     assert [s["availabilityZone"] for s in subnets(mocks, "private")] == ["us-east-1d", "us-east-1f"]
-    assert not [token for token, _ in mocks.invokes if token.endswith("getAvailabilityZones")]
+    assert [token for token, _ in mocks.invokes if token.endswith("getAvailabilityZones")]
 
 
 def test_s3_traffic_stays_on_the_gateway_endpoint():

@@ -79,7 +79,10 @@ def test_dev_and_prod_differ_as_their_files_say():
     assert (dev_db["deletionProtection"], prod_db["deletionProtection"]) == (False, True)
     assert (dev_db["skipFinalSnapshot"], prod_db["skipFinalSnapshot"]) == (True, False)
     assert dev_mocks.of_type("aws:s3/bucketLogging:BucketLogging") == []
-    assert len(prod_mocks.of_type("aws:s3/bucketLogging:BucketLogging")) == 1
+    # prod logs the artifact bucket and its disaster-recovery replica, each in its own region.
+    assert len(prod_mocks.of_type("aws:s3/bucketLogging:BucketLogging")) == 2
+    assert dev_mocks.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig") == []
+    assert len(prod_mocks.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")) == 1
     # prod: db.r6g.large = 16 GiB -> shared_buffers 4 GiB = 524288 pages, max_connections 400
     params = {
         p["name"]: p["value"] for p in prod_mocks.one("aws:rds/parameterGroup:ParameterGroup").inputs["parameters"]

@@ -183,6 +183,8 @@ def test_prod_bucket_without_access_logging_fails() -> None:
     assert sorted(str(urn).rsplit("::", 1)[-1] for _, urn in found) == [
         "mlflow-prod-artifacts-bucket",
         "mlflow-prod-artifacts-logs-bucket",
+        "mlflow-prod-artifacts-replica-bucket",
+        "mlflow-prod-artifacts-replica-logs-bucket",
     ]
 
 

@@ -15,9 +15,9 @@ from rendering.postgres import (
 from rendering.units import GIB, KIB, MIB
 
 
-def params(memory: int, **kwargs: int) -> dict[str, tuple[str, str]]:
+def params(memory: int, **kwargs: int) -> dict[str, tuple[str]]:
     rendered = render_postgres_parameters(PostgresTuning(memory_bytes=memory, **kwargs))
-    return {p.name: (p.value, p.apply_method) for p in rendered}
+    return {p.name: (p.value,) for p in rendered}
 
 
 def test_8_gib_reproduces_the_guides_values_in_rds_units():
@@ -48,13 +48,6 @@ def test_workload_settings_for_mlflow():
     assert p["log_min_duration_statement"][0] == "500"
     assert p["rds.force_ssl"][0] == "1"
     assert p["password_encryption"][0] == "scram-sha-256"
-
-
-def test_static_parameters_apply_at_reboot_and_the_rest_immediately():
-    p = params(16 * GIB)
-    static = {name for name, (_, method) in p.items() if method == "pending-reboot"}
-    assert static == {"shared_buffers", "max_connections", "wal_buffers"}
-    assert all(method in ("immediate", "pending-reboot") for _, method in p.values())
 
 
 def test_scales_with_memory_and_respects_caps():

@@ -27,6 +27,8 @@ def test_dev_and_prod_differ_only_through_their_files():
     assert (dev.database.final_snapshot, prod.database.final_snapshot) == (False, True)
     assert prod.database.backup_retention_days >= 7 > dev.database.backup_retention_days
     assert (dev.artifacts.access_logging, prod.artifacts.access_logging) == (False, True)
+    # Disaster recovery: prod replicates its artifacts to another region, dev does not.
+    assert (dev.artifacts.replication_region, prod.artifacts.replication_region) == ("", "us-west-2")
     assert prod.database.memory_bytes == 16 * GIB  # db.r6g.large
     # Both create their cluster: dev small and cheap, prod production-sized.
     assert (dev.cluster.mode, prod.cluster.mode) == ("create", "create")
@@ -56,6 +58,7 @@ def test_defaults_are_the_secure_choice():
     assert config.artifacts.encryption == "kms" and config.artifacts.access_logging
     assert config.artifacts.access_mode == "direct"
     assert not config.artifacts.force_destroy
+    assert config.artifacts.replication_region == ""  # a replica costs a second copy: opt in
 
 
 def test_memory_override_allows_an_unlisted_class():
@@ -106,6 +109,8 @@ BAD_INPUTS: list[tuple[str, Any, str, str]] = [
     ("artifacts.accessMode", "hybrid", "mlflow-platform:artifacts.accessMode", "'direct', 'proxied'"),
     ("artifacts.encryption", "none", "mlflow-platform:artifacts.encryption", "'kms', 's3'"),
     ("artifacts.prefix", "/mlflow/", "mlflow-platform:artifacts.prefix", "without leading or trailing"),
+    ("artifacts.replicationRegion", "us-west", "mlflow-platform:artifacts.replicationRegion", "region like us-west-2"),
+    ("artifacts.replicationRegion", "us-east-1", "mlflow-platform:artifacts.replicationRegion", "another region"),
     (
         "training.serviceAccounts",
         [{"namespace": "ML_Training", "name": "job"}],

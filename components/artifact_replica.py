@@ -1,0 +1,212 @@
+"""Disaster recovery for the artifact bucket: S3 replication to a bucket in another region
+(``artifacts.replicationRegion``), with its own KMS key, the same hardening, and a replication
+role that can do exactly what replication needs.
+
+Sources: S3 User Guide, "Replicating objects within and across Regions" (versioning on both
+buckets), "Setting up permissions for live replication" (the role's actions and trust), and
+"Replicating encrypted objects (SSE-S3, SSE-KMS, …)" (``SseKmsEncryptedObjects`` opt-in,
+``ReplicaKmsKeyID``, ``kms:Decrypt`` on the source key and ``kms:Encrypt`` on the replica key,
+scoped with ``kms:ViaService``; with S3 Bucket Keys the encryption context is the bucket ARN).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.kms import rotating_key
+from components.s3_common import EVERY_OBJECT, after, tls_only_statement
+from stackconfig.schema import ArtifactsConfig
+
+if TYPE_CHECKING:
+    from components.artifact_store import ArtifactStore
+
+
+def replication_role_policy(
+    source_arn: str, replica_arn: str, source_key: str | None, replica_key: str | None, regions: tuple[str, str]
+) -> dict[str, Any]:
+    """The replication role's permissions: read the source's versions and configuration, write
+    replicas (objects, deletes, tags), and the two KMS keys only through S3 of their region."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "ReadReplicationConfiguration",
+            "Effect": "Allow",
+            "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+            "Resource": source_arn,
+        },
+        {
+            "Sid": "ReadSourceVersions",
+            "Effect": "Allow",
+            "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+            "Resource": f"{source_arn}/*",
+        },
+        {
+            "Sid": "WriteReplicas",
+            "Effect": "Allow",
+            "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+            "Resource": f"{replica_arn}/*",
+        },
+    ]
+    source_region, replica_region = regions
+    if source_key and replica_key:
+        statements += [
+            {
+                "Sid": "DecryptSourceObjects",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": source_key,
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": f"s3.{source_region}.amazonaws.com"},
+                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [source_arn, f"{source_arn}/*"]},
+                },
+            },
+            {
+                "Sid": "EncryptReplicas",
+                "Effect": "Allow",
+                "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+                "Resource": replica_key,
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": f"s3.{replica_region}.amazonaws.com"},
+                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [replica_arn, f"{replica_arn}/*"]},
+                },
+            },
+        ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def replicate(
+    store: ArtifactStore, name: str, settings: ArtifactsConfig, tags: dict[str, str], region: str
+) -> aws.s3.Bucket:
+    """The replica bucket in ``settings.replication_region`` and the replication rule on the
+    source bucket; returns the replica bucket. Children of ``store``, named ``<name>-replica…``."""
+    replica_region = settings.replication_region
+    child = pulumi.ResourceOptions(parent=store)
+    provider = aws.Provider(f"{name}-replica-region", region=replica_region, opts=child)
+    there = pulumi.ResourceOptions(parent=store, provider=provider)
+    replica_name = f"{name}-replica"
+
+    replica_key = (
+        rotating_key(f"{replica_name}-key", f"{name}: MLflow artifact replica encryption", tags, there)
+        if store.kms_key is not None
+        else None
+    )
+    bucket = aws.s3.Bucket(f"{replica_name}-bucket", force_destroy=settings.force_destroy, tags=tags, opts=there)
+    ownership = store._harden(replica_name, bucket, tags, there)
+    default_encryption: aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgsDict = (
+        {"sse_algorithm": "aws:kms", "kms_master_key_id": replica_key.arn}
+        if replica_key is not None
+        else {"sse_algorithm": "AES256"}
+    )
+    sse = aws.s3.BucketServerSideEncryptionConfiguration(
+        f"{replica_name}-sse",
+        bucket=bucket.id,
+        rules=[{"apply_server_side_encryption_by_default": default_encryption, "bucket_key_enabled": True}],
+        opts=there.merge(after(ownership)),
+    )
+    versioning = aws.s3.BucketVersioning(
+        f"{replica_name}-versioning",
+        bucket=bucket.id,
+        versioning_configuration={"status": "Enabled"},
+        opts=there.merge(after(sse)),
+    )
+    lifecycle = aws.s3.BucketLifecycleConfiguration(
+        f"{replica_name}-lifecycle",
+        bucket=bucket.id,
+        rules=[
+            {
+                "id": "abort-incomplete-multipart-uploads",
+                "status": "Enabled",
+                "filter": EVERY_OBJECT,
+                "abort_incomplete_multipart_upload": {
+                    "days_after_initiation": settings.abort_incomplete_multipart_upload_days
+                },
+            },
+            {
+                "id": "expire-noncurrent-versions",
+                "status": "Enabled",
+                "filter": EVERY_OBJECT,
+                "noncurrent_version_expiration": {"noncurrent_days": settings.noncurrent_version_expiration_days},
+            },
+        ],
+        opts=there.merge(after(versioning)),
+    )
+    policy = aws.s3.BucketPolicy(
+        f"{replica_name}-policy",
+        bucket=bucket.id,
+        policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [tls_only_statement(bucket.arn)]}),
+        opts=there.merge(after(lifecycle)),
+    )
+    if settings.access_logging:
+        # Access logs go to a bucket in the same region as the bucket logged.
+        log_bucket, log_policy = store._log_bucket(replica_name, settings, tags, bucket, there)
+        aws.s3.BucketLogging(
+            f"{replica_name}-logging",
+            bucket=bucket.id,
+            target_bucket=log_bucket.id,
+            target_prefix="s3-access/",
+            opts=there.merge(after(policy, log_policy)),
+        )
+
+    account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=store)).account_id
+    role = aws.iam.Role(
+        f"{name}-replication",
+        description="S3 replication of the MLflow artifact bucket to its disaster-recovery replica",
+        assume_role_policy=pulumi.Output.json_dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "s3.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {
+                            "StringEquals": {"aws:SourceAccount": account},
+                            "ArnLike": {"aws:SourceArn": store.bucket.arn},
+                        },
+                    }
+                ],
+            }
+        ),
+        tags=tags,
+        opts=child,
+    )
+    source_key_arn = store.kms_key.arn if store.kms_key is not None else None
+    replica_key_arn = replica_key.arn if replica_key is not None else None
+    role_policy = aws.iam.RolePolicy(
+        f"{name}-replication",
+        role=role.id,
+        policy=pulumi.Output.all(store.bucket.arn, bucket.arn, source_key_arn, replica_key_arn).apply(
+            lambda arns: json.dumps(
+                replication_role_policy(arns[0], arns[1], arns[2], arns[3], (region, replica_region))
+            )
+        ),
+        opts=child,
+    )
+    destination: aws.s3.BucketReplicationConfigRuleDestinationArgsDict = {
+        "bucket": bucket.arn,
+        "storage_class": "STANDARD",
+    }
+    rule: aws.s3.BucketReplicationConfigRuleArgsDict = {
+        "id": "disaster-recovery",
+        "status": "Enabled",
+        "priority": 1,
+        "filter": {"prefix": ""},
+        "delete_marker_replication": {"status": "Enabled"},
+        "destination": destination,
+    }
+    if replica_key is not None:
+        destination["encryption_configuration"] = {"replica_kms_key_id": replica_key.arn}
+        rule["source_selection_criteria"] = {"sse_kms_encrypted_objects": {"status": "Enabled"}}
+    aws.s3.BucketReplicationConfig(
+        f"{name}-replication",
+        bucket=store.bucket.id,
+        role=role.arn,
+        rules=[rule],
+        # S3 refuses a replication configuration unless both buckets are versioned; the role must
+        # hold its permissions before S3 first assumes it.
+        opts=child.merge(after(store.versioning, versioning, role_policy)),
+    )
+    return bucket
