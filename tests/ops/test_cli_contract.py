@@ -99,11 +99,25 @@ def test_plan_champion_with_and_without_a_previous_champion() -> None:
         Step("set_tag", "3", "promoted_to_champion_at", "T"),
         Step("delete_alias", "3", "challenger"),
     ]
-    rollback = plan(state(tags={**PASSED, "archived_at": "X"}, challenger="3", champion="2"), "champion", "T")
+    rollback = plan(
+        state(tags={**PASSED, "archived_at": "X", "superseded_by_version": "2"}, challenger="3", champion="2"),
+        "champion",
+        "T",
+    )
     assert Step("set_tag", "2", "archived_at", "T") in rollback
     assert Step("set_tag", "2", "superseded_by_version", "3") in rollback
-    assert rollback[-1] == Step("delete_tag", "3", "archived_at")
-    assert rollback[0] == Step("set_alias", "3", "champion"), "the alias moves first, atomically"
+    assert rollback[-2:] == [Step("delete_tag", "3", "archived_at"), Step("delete_tag", "3", "superseded_by_version")]
+    assert rollback[0] == Step("set_alias", "3", "champion", replaces="2"), "the alias moves first, atomically"
+
+
+@pytest.mark.parametrize("target", ["candidate", "challenger"])
+def test_plan_names_the_version_that_loses_the_alias(target: str) -> None:
+    """An alias move takes the alias from its holder silently; the report must name the holder."""
+    steps = plan(state(tags=PASSED, **{target: "2"}), target, "T")
+    assert steps[0] == Step("set_alias", "3", target, replaces="2")
+    assert steps[0].describe("m") == f"set alias {target} -> m v3 (moved from v2)"
+    fresh = plan(state(tags=PASSED), target, "T")
+    assert fresh[0].replaces is None and fresh[0].describe("m") == f"set alias {target} -> m v3"
 
 
 @pytest.mark.parametrize(
