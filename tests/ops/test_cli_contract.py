@@ -170,3 +170,35 @@ def test_describe_flattens_unexpected_errors() -> None:
     reason, code = cli.describe(RuntimeError("line one\n  line two"))
     assert (reason, code) == ("unexpected RuntimeError: line one line two", 3)
     assert json.loads(json.dumps({"reason": reason}))
+
+
+def _documented_forms(tool: str) -> list[list[str]]:
+    """The synopsis lines of ``tool`` in docs/ops.md with every ``[optional part]`` removed:
+    the shortest command the docs promise works."""
+    import re
+    import shlex
+
+    text = (ROOT / "docs" / "ops.md").read_text()
+    block = text.split(f"## {tool}", 1)[1].split("```", 2)[1]
+    forms = []
+    for line in re.split(r"\n(?=python )", block.strip()):
+        flat = " ".join(line.split())
+        while re.search(r"\[[^\[\]]*\]", flat):
+            flat = re.sub(r"\s*\[[^\[\]]*\]", "", flat)
+        words = shlex.split(flat.replace("...", ""))
+        assert words[:2] == ["python", f"scripts/{tool}"], words
+        forms.append(words[2:])
+    return forms
+
+
+def test_the_shortest_documented_cleanup_command_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, invoke: Callable[..., Result]
+) -> None:
+    """Issue 21 item 1: docs/ops.md's shortest form must pass argument validation (it then stops
+    at the missing tracking server, which proves the arguments were accepted)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    forms = _documented_forms("cleanup_runs.py")
+    assert len(forms) == 2
+    for argv in forms:
+        result = invoke(cleanup.main, *argv)
+        result.assert_one_line_error("no tracking server")
