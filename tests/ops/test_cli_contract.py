@@ -202,3 +202,79 @@ def test_the_shortest_documented_cleanup_command_is_accepted(
     for argv in forms:
         result = invoke(cleanup.main, *argv)
         result.assert_one_line_error("no tracking server")
+
+
+def test_the_documented_client_retry_time_is_mlflows() -> None:
+    """docs/ops.md said "about two minutes"; a user measured 4. Recompute MLflow's schedule:
+    its default retries and backoff factor through urllib3's own backoff (jitter aside)."""
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES
+    from urllib3.exceptions import SSLError
+    from urllib3.util.retry import Retry
+
+    retries = MLFLOW_HTTP_REQUEST_MAX_RETRIES.default
+    retry = Retry(total=retries, backoff_factor=MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.default)
+    sleeps = []
+    for _ in range(retries):
+        retry = retry.increment(method="GET", url="/", error=SSLError("certificate verify failed"))
+        sleeps.append(retry.get_backoff_time())
+    docs = " ".join((ROOT / "docs" / "ops.md").read_text().split())
+    assert f"= {sum(sleeps):.0f} s" in docs and "about 4 minutes" in docs
+    assert "about two minutes" not in docs
+
+
+class _Redirector:
+    """A loopback HTTP server that redirects everything to HTTPS (as the platform's HTTP port
+    does) and records the Authorization header of every request it gets."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen: list[str | None] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _redirect(self) -> None:
+                seen.append(self.headers.get("Authorization"))
+                self.send_response(301)
+                self.send_header("Location", f"https://127.0.0.1:9{self.path}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _redirect
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.seen = seen
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("main", "argv"), SERVER_TOOLS)
+def test_an_http_uri_that_redirects_fails_before_any_credentials_are_sent(
+    main: Main, argv: list[str], monkeypatch: pytest.MonkeyPatch, invoke: Callable[..., Result]
+) -> None:
+    """Issue 21 item 7: MLflow sent the password in clear text, followed the redirect without
+    it and reported "401 not authenticated". The tool must stop at the redirect, unauthenticated."""
+    server = _Redirector()
+    try:
+        uri = f"http://127.0.0.1:{server.port}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-to-be-sent-in-clear")
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        result = invoke(main, *argv)
+    finally:
+        server.close()
+    assert server.seen and set(server.seen) == {None}, "credentials went over plain HTTP"
+    result.assert_one_line_error(
+        f"the tracking server redirects {uri}/health to https://127.0.0.1:9/health",
+        "set MLFLOW_TRACKING_URI to the https:// URL",
+        "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    )
+    assert result.code == cli.EXIT_USAGE
