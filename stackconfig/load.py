@@ -279,7 +279,7 @@ class _Section:
             if field not in self.read:
                 known = ", ".join(sorted(self.read))
                 hint = did_you_mean(field, self.read)
-                self.problem(field, self.raw[field], f"no such key{hint} (known keys: {known})")
+                self.problem(field, self.raw[field], f"no such key (known keys: {known}){hint}")
 
 
 def _network(section: _Section, mode: ClusterMode | None) -> NetworkConfig:
@@ -896,7 +896,7 @@ def load_stack_config(
         if key not in SECTIONS:
             hint = did_you_mean(key, SECTIONS)
             problems.append(
-                ConfigProblem(f"{PROJECT}:{key}", values[key], f"no such key{hint} (known keys: {', '.join(SECTIONS)})")
+                ConfigProblem(f"{PROJECT}:{key}", values[key], f"no such key (known keys: {', '.join(SECTIONS)}){hint}")
             )
     sections = {
         name: _Section(name, values.get(name), problems, required=name == "cluster")
