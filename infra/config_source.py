@@ -19,6 +19,13 @@ def _namespace_keys() -> set[str]:
     return {key[len(prefix) :] for key in everything if key.startswith(prefix)}
 
 
+def _other_namespaces() -> dict[str, object]:
+    """Every key outside our namespace, by full name (``aws:region``): checked by the loader
+    like ``stackconfig check`` does (unknown namespaces, the region rule)."""
+    everything = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    return {key: value for key, value in everything.items() if not key.startswith(f"{PROJECT}:")}
+
+
 def read_stack_config() -> StackConfig:
     config = pulumi.Config(PROJECT)
     values: dict[str, object] = {}
@@ -31,6 +38,6 @@ def read_stack_config() -> StackConfig:
         except json.JSONDecodeError:
             values[key] = raw
     try:
-        return load_stack_config(values)
+        return load_stack_config(values, other_namespaces=_other_namespaces())
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None

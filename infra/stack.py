@@ -18,16 +18,6 @@ from rendering.versions import image_mlflow_version, mlflow_version
 from stackconfig import PROJECT, StackConfig
 
 
-def _check_region(config: StackConfig) -> None:
-    """The AWS provider's region and ours must agree: kubeconfig, S3 endpoint and add-ons use ours."""
-    provider_region = pulumi.Config("aws").get("region")
-    if provider_region and provider_region != config.cluster.region:
-        raise pulumi.RunError(
-            f"{PROJECT}:cluster.region: got {config.cluster.region!r}; expected the stack's aws:region "
-            f"({provider_region!r})"
-        )
-
-
 def _check_image_version(config: StackConfig) -> None:
     """An image whose tag names another MLflow than requirements.txt pins would run the new
     migration Job name with the old MLflow (``rendering.versions.image_mlflow_version``).
@@ -78,7 +68,6 @@ def _ingress_path(
 
 def build_stack() -> dict[str, pulumi.Input[object]]:
     config = read_stack_config()
-    _check_region(config)
     _check_image_version(config)
     stack = pulumi.get_stack()
     tags = {"project": "mlflow-platform", "stack": stack, **config.tags}

@@ -5,7 +5,9 @@ the basic-auth REST API.
 Idempotent: the server's state is read first and only differences become changes, so a second
 run reports "no changes". Passwords come from the environment or a file named in the YAML, or
 are generated (``secrets.token_urlsafe``) and written to a 0600 file *before* the user is
-created; they are never printed. A configured password that no longer works is reset. Grants
+created; they are never printed. A configured password that no longer works is reset.
+``--dry-run`` reads no password: it reports a source that is missing now as a warning, and
+does not check whether existing users' passwords still work (that needs the secret). Grants
 the YAML does not mention are left alone (reported, never revoked): removing access is a
 deliberate act, not a side effect of an edited file.
 """
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import cli, registry
 from .authapi import AuthApi, Grant
-from .teams import TeamsConfig, TeamSpec, UserSpec, load, read_password
+from .teams import TeamsConfig, TeamSpec, UserSpec, load, password_source_problem, read_password
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -98,9 +100,15 @@ def guard_models(config: TeamsConfig, state: State) -> None:
 
 
 class Planner:
-    def __init__(self, config: TeamsConfig, client: MlflowClient, api: AuthApi, state: State) -> None:
+    def __init__(
+        self, config: TeamsConfig, client: MlflowClient, api: AuthApi, state: State, *, dry_run: bool = False
+    ) -> None:
         self.config, self.client, self.api, self.state = config, client, api, state
+        self.dry_run = dry_run
+        """Plan without reading any configured password (see :meth:`_user`)."""
         self.changes: list[Change] = []
+        self.warnings: list[str] = []
+        self.notes: list[str] = []
         self.experiment_ids: dict[str, str] = {
             name: str(exp.experiment_id) for name, exp in state.experiments.items() if exp is not None
         }
@@ -127,15 +135,30 @@ class Planner:
                 password = self.generated.get(name) or secrets.token_urlsafe(24)
                 if name not in self.generated:
                     self.new_generated[name] = password
+            elif self.dry_run:
+                self._check_source(spec)
+                password = ""  # never used: a dry run applies nothing
             else:
                 password = read_password(spec)
             self.add(f"create user {name} (password: {spec.source})", lambda: self.api.create_user(name, password))
         elif spec.source != "generated":
+            if self.dry_run:
+                self._check_source(spec)
+                self.notes.append(
+                    f"not checked in a dry run: whether {name}'s password from {spec.source} still works "
+                    "(a real run resets it if not)"
+                )
+                return
             password = read_password(spec)
             if not self.api.password_works(name, password):
                 self.add(
                     f"reset the password of {name} from {spec.source}", lambda: self.api.update_password(name, password)
                 )
+
+    def _check_source(self, spec: UserSpec) -> None:
+        problem = password_source_problem(spec)
+        if problem is not None:
+            self.warnings.append(f"{problem}: the real run needs it")
 
     def experiments(self, team: TeamSpec) -> None:
         for name, tags in team.experiments():
@@ -224,7 +247,7 @@ def run(args: argparse.Namespace) -> cli.Report:
     client = registry.make_client(uri)
     state = gather(config, client, api)
     guard_models(config, state)
-    planner = Planner(config, client, api, state)
+    planner = Planner(config, client, api, state, dry_run=args.dry_run)
     planner.users()
     for team in config.teams:
         planner.experiments(team)
@@ -239,9 +262,12 @@ def run(args: argparse.Namespace) -> cli.Report:
         "changed": bool(changes) and not args.dry_run,
         "users": {name: spec.source for name, spec in config.users.items()},
         "generated_passwords_file": str(config.generated_passwords_file) if config.generated_passwords_file else None,
+        "warnings": planner.warnings,
+        "notes": planner.notes,
     }
+    remarks = [f"warning: {w}" for w in planner.warnings] + [f"note: {n}" for n in planner.notes]
     if not changes:
-        return cli.Report(["no changes: the server already matches " + str(args.teams_file)], data)
+        return cli.Report(["no changes: the server already matches " + str(args.teams_file), *remarks], data)
     done = 0
     if not args.dry_run:
         for change in changes:
@@ -253,6 +279,7 @@ def run(args: argparse.Namespace) -> cli.Report:
             done += 1
     prefix = "would " if args.dry_run else ""
     lines = [f"{prefix}{c.what}" for c in changes]
+    lines += remarks
     lines.append(f"{len(changes)} change(s) {'planned (dry run)' if args.dry_run else 'applied'}")
     return cli.Report(lines, data)
 

@@ -6,6 +6,10 @@
   (or with NaN) never count as "top";
 * every run behind a registered model version — hence behind every alias — is protected, read
   from all pages of ``search_model_versions`` (``mlflow gc`` itself checks nothing);
+* a ``--metric`` that no run of the experiment has logged is refused (exit 1, with the closest
+  logged metric names): a typo would otherwise leave nothing protected as "top N", and
+  ``--apply`` would delete the very runs the flag exists to keep; runs without the metric are
+  counted in a warning;
 * runs still running (no end time) are never eligible; ages are compared in UTC;
 * it is a dry run unless ``--apply``; ``--gc`` then purges exactly the runs it deleted with
   ``mlflow gc --run-ids``.
@@ -18,6 +22,7 @@ server runs basic-auth.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import re
@@ -107,6 +112,31 @@ def top_runs(runs: Sequence[Run], metric: str | None, n: int, lower_is_better: b
     return [run.info.run_id for _, run in scored[:n]]
 
 
+def check_metric(runs: Sequence[Run], metric: str | None, keep_top_n: int) -> list[str]:
+    """Refuse a ranking metric that no scanned run has (a typo); warn about runs without it.
+
+    Returns the warnings. With no runs at all there is nothing to delete, so nothing to refuse.
+    """
+    if metric is None or keep_top_n == 0 or not runs:
+        return []
+    lacking = sum(1 for run in runs if metric_of(run, metric) is None)
+    if lacking == len(runs):
+        logged = sorted({key for run in runs for key in run.data.metrics})
+        close = difflib.get_close_matches(metric, logged, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        shown = ", ".join(logged[:10]) + (", …" if len(logged) > 10 else "") if logged else "none"
+        raise cli.Refused(
+            f"no run of the experiment has the metric {metric!r} ({len(runs)} run(s) scanned), so --keep-top-n "
+            f"{keep_top_n} would protect nothing: {hint}check --metric (logged metrics: {shown})"
+        )
+    if lacking:
+        return [
+            f"{lacking} of {len(runs)} run(s) have not logged {metric!r} (or logged NaN): they are never "
+            f"among the top {keep_top_n}"
+        ]
+    return []
+
+
 def decide(
     runs: Sequence[Run],
     *,
@@ -175,7 +205,12 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--experiment", required=True, help="experiment name")
     parser.add_argument("--max-age-days", type=float, default=90.0, help="delete runs that ended before this (90)")
     parser.add_argument("--keep-top-n", type=int, default=10, help="always keep the N best runs by --metric (10)")
-    parser.add_argument("--metric", default=None, help="metric ranking the runs, e.g. val_ndcg")
+    parser.add_argument(
+        "--metric",
+        default=None,
+        help="metric ranking the runs, e.g. val_ndcg; required unless --keep-top-n 0, and refused when no run "
+        "of the experiment has logged it",
+    )
     parser.add_argument("--lower-is-better", action="store_true", help="rank ascending (losses, latencies)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--apply", action="store_true", help="really delete (soft-delete) the eligible runs")
@@ -200,7 +235,10 @@ def _validate(args: argparse.Namespace) -> str | None:
     if args.page_size < 1 or args.page_size > 50000:
         raise cli.ConfigError("--page-size must be between 1 and 50000")
     if args.keep_top_n > 0 and not args.metric:
-        raise cli.ConfigError("--keep-top-n needs --metric (or pass --keep-top-n 0)")
+        raise cli.ConfigError(
+            f"--metric is required: the top {args.keep_top_n} runs (--keep-top-n) are ranked by it; "
+            "pass --keep-top-n 0 to protect no top runs"
+        )
     backend = args.backend_store_uri or os.environ.get("MLFLOW_BACKEND_STORE_URI")
     if args.gc and not backend:
         raise cli.ConfigError("--gc needs --backend-store-uri or MLFLOW_BACKEND_STORE_URI (the tracking database)")
@@ -217,6 +255,7 @@ def run(args: argparse.Namespace) -> cli.Report:
     now = utc_now()
     cutoff = now - timedelta(days=args.max_age_days)
     scan = scan_runs(client, experiment.experiment_id, args.page_size)
+    warnings = check_metric(scan.runs, args.metric, args.keep_top_n)
     backing = registry_runs(client, args.page_size)
     decisions = decide(
         scan.runs,
@@ -257,8 +296,10 @@ def run(args: argparse.Namespace) -> cli.Report:
         "eligible": [d.run_id for d in eligible],
         "deleted": deleted,
         "gc": purged,
+        "warnings": warnings,
     }
     lines = list(_describe(decisions, args.metric, apply))
+    lines += [f"warning: {warning}" for warning in warnings]
     lines.append(
         f"scanned {len(scan.runs)} run(s) in {scan.pages} page(s); cutoff {iso(cutoff)}; "
         f"{len(decisions) - len(eligible)} kept; "

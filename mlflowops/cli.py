@@ -188,10 +188,15 @@ def run_tool(
 
 def tracking_uri(explicit: str | None) -> str:
     """The tracking URI, refusing MLflow's silent fallback to a local ``./mlruns`` or SQLite
-    store: an ops tool run without configuration must fail, not operate on an empty local store."""
+    store: an ops tool run without configuration must fail, not operate on an empty local store.
+    Then one uncredentialed request (``preflight.check_tracking_server``) fails fast on a TLS
+    certificate MLflow would retry for minutes, and on ``http://`` to an HTTPS-only server."""
     uri = explicit or os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri:
         raise ConfigError("no tracking server: set MLFLOW_TRACKING_URI (or pass --tracking-uri)")
     if not re.match(r"^https?://", uri):
         raise ConfigError(f"the tracking URI must be an http(s) server URL, got {uri!r}")
+    from .preflight import check_tracking_server  # imports MLflow: only once a server is named
+
+    check_tracking_server(uri)
     return uri

@@ -11,8 +11,10 @@ Unlike the guide, the champion alias is moved with one ``set_registered_model_al
 (MLflow reassigns an alias atomically) instead of delete-then-set, so serving code never sees
 a model without a champion. The previous champion is tagged ``archived_at`` (and
 ``superseded_by_version``) after the move; the promoted version loses ``challenger``; a version
-promoted to challenger loses ``candidate``. Every promotion writes ``promoted_to_<alias>_at``
-with a timezone-aware timestamp.
+promoted to challenger loses ``candidate``. A rollback (an archived version promoted to champion
+again) loses both archive tags, so no tag claims it is still superseded. Moving an alias away
+from another version names that version in the report, so an operator sees who lost it. Every
+promotion writes ``promoted_to_<alias>_at`` with a timezone-aware timestamp.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 TARGETS = ("candidate", "challenger", "champion")
 VALIDATION_TAG = "validation_status"
 ARCHIVED_TAG = "archived_at"
+SUPERSEDED_TAG = "superseded_by_version"
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,14 @@ class Step:
     version: str
     key: str
     value: str | None = None
+    replaces: str | None = None
+    """For ``set_alias``: the version that held the alias until now and loses it."""
 
     def describe(self, model: str) -> str:
         match self.action:
             case "set_alias":
-                return f"set alias {self.key} -> {model} v{self.version}"
+                moved = f" (moved from v{self.replaces})" if self.replaces else ""
+                return f"set alias {self.key} -> {model} v{self.version}{moved}"
             case "delete_alias":
                 return f"remove alias {self.key} (was v{self.version})"
             case "set_tag":
@@ -81,14 +87,14 @@ def plan(state: VersionState, target: str, now: str) -> list[Step]:
         for later in ("champion", "challenger"):
             if aliases.get(later) == v:
                 raise cli.Refused(f"version {v} is already the {later}; it cannot go back to candidate")
-        return [Step("set_alias", v, "candidate"), audit]
+        return [_set_alias(aliases, v, "candidate"), audit]
     if target == "challenger":
         if validation != "passed":
             status = f"{VALIDATION_TAG}={validation or 'unset'}"
             raise cli.Refused(f"version {v} has not passed validation ({status}); run validate.py first")
         if aliases.get("champion") == v:
             raise cli.Refused(f"version {v} is the current champion; it cannot become challenger")
-        steps = [Step("set_alias", v, "challenger"), audit]
+        steps = [_set_alias(aliases, v, "challenger"), audit]
         if aliases.get("candidate") == v:
             steps.append(Step("delete_alias", v, "candidate"))
         return steps
@@ -99,14 +105,20 @@ def plan(state: VersionState, target: str, now: str) -> list[Step]:
         raise cli.Refused(f"version {v} is not the current challenger (the challenger is version {challenger})")
     if validation != "passed":
         raise cli.Refused(f"challenger version {v} no longer has {VALIDATION_TAG}=passed ({validation or 'unset'})")
-    steps = [Step("set_alias", v, "champion"), audit]
+    steps = [_set_alias(aliases, v, "champion"), audit]
     previous = aliases.get("champion")
     if previous is not None:
-        steps += [Step("set_tag", previous, ARCHIVED_TAG, now), Step("set_tag", previous, "superseded_by_version", v)]
+        steps += [Step("set_tag", previous, ARCHIVED_TAG, now), Step("set_tag", previous, SUPERSEDED_TAG, v)]
     steps.append(Step("delete_alias", v, "challenger"))
-    if ARCHIVED_TAG in tags:
-        steps.append(Step("delete_tag", v, ARCHIVED_TAG))  # a rollback to an archived version
+    # A rollback to an archived version: both archive tags go, or the champion would still
+    # claim to be superseded by the version it replaced.
+    steps += [Step("delete_tag", v, tag) for tag in (ARCHIVED_TAG, SUPERSEDED_TAG) if tag in tags]
     return steps
+
+
+def _set_alias(aliases: Mapping[str, str], version: str, alias: str) -> Step:
+    """Moving an alias is one call that silently takes it from its holder: record the holder."""
+    return Step("set_alias", version, alias, replaces=aliases.get(alias))
 
 
 def apply(client: MlflowClient, model: str, steps: Sequence[Step]) -> None:
@@ -174,6 +186,7 @@ def run(args: argparse.Namespace) -> cli.Report:
     lines = [f"{prefix}{s.describe(name)}" for s in steps]
     if not args.dry_run:
         apply(client, name, steps)
+        lines += [f"{name} v{s.replaces} lost the {s.key} alias" for s in steps if s.replaces]
         lines.append(f"{name} v{version} promoted to {args.target_alias}")
     return cli.Report(lines, data)
 

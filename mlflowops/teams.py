@@ -206,6 +206,17 @@ def _parse(path: Path, raw: object) -> TeamsConfig:
     return TeamsConfig(path, users, teams, (base / generated) if generated else None)
 
 
+def password_source_problem(user: UserSpec) -> str | None:
+    """What would stop :func:`read_password`, judged without reading the secret (``--dry-run``
+    resolves nothing secret): the variable is unset, or the file is missing or unreadable."""
+    where = f"users.{user.username}"
+    if user.password_env and user.password_env not in os.environ:
+        return f"{where}.password_env: ${user.password_env} is not set"
+    if user.password_file and not os.access(user.password_file, os.R_OK):
+        return f"{where}.password_file: cannot read {user.password_file}"
+    return None
+
+
 def read_password(user: UserSpec) -> str:
     """The configured password (env or file); never part of any message."""
     where = f"users.{user.username}"

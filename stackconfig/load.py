@@ -22,6 +22,7 @@ from rendering.postgres import PostgresTuning, max_connections_for
 from rendering.units import GIB
 
 from .errors import MISSING, ConfigError, ConfigProblem
+from .namespaces import PROJECT, did_you_mean, namespace_problems
 from .schema import (
     EKS_ADDONS,
     LETS_ENCRYPT,
@@ -42,7 +43,6 @@ from .schema import (
     TrainingConfig,
 )
 
-PROJECT = "mlflow-platform"
 SECTIONS = (
     "cluster",
     "network",
@@ -278,7 +278,8 @@ class _Section:
         for field in self.raw:
             if field not in self.read:
                 known = ", ".join(sorted(self.read))
-                self.problem(field, self.raw[field], f"no such key (known keys: {known})")
+                hint = did_you_mean(field, self.read)
+                self.problem(field, self.raw[field], f"no such key (known keys: {known}){hint}")
 
 
 def _network(section: _Section, mode: ClusterMode | None) -> NetworkConfig:
@@ -896,18 +897,24 @@ def _tags(raw: object, problems: list[ConfigProblem]) -> dict[str, str]:
     return dict(raw)
 
 
-def load_stack_config(values: Mapping[str, object]) -> StackConfig:
+def load_stack_config(
+    values: Mapping[str, object], *, other_namespaces: Mapping[str, object] | None = None
+) -> StackConfig:
     """Build the typed config from raw values keyed by section (``database``, ``network``, …).
 
     ``values`` may also hold keys of other namespaces' style (already stripped); any key of
     our namespace that is not a known section is reported, so a typo cannot silently fall
-    back to a default.
+    back to a default. ``other_namespaces`` are the stack's keys outside ours, by full name
+    (``aws:region``): given by ``pulumi preview`` and ``stackconfig check`` alike, they are
+    checked by :func:`stackconfig.namespaces.namespace_problems` (unknown namespaces, the
+    region rule).
     """
     problems: list[ConfigProblem] = []
     for key in values:
         if key not in SECTIONS:
+            hint = did_you_mean(key, SECTIONS)
             problems.append(
-                ConfigProblem(f"{PROJECT}:{key}", values[key], f"no such key (known keys: {', '.join(SECTIONS)})")
+                ConfigProblem(f"{PROJECT}:{key}", values[key], f"no such key (known keys: {', '.join(SECTIONS)}){hint}")
             )
     sections = {
         name: _Section(name, values.get(name), problems, required=name == "cluster")
@@ -933,6 +940,8 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
     _check_replication(config, problems)
     for section in sections.values():
         section.reject_unknown()
+    if other_namespaces is not None:
+        problems += namespace_problems(config, other_namespaces)
     if not problems:
         _check_capacity(config, problems)
     if problems:

@@ -206,3 +206,12 @@ def test_region_must_match_the_aws_provider():
     with pytest.raises(pulumi.RunError) as caught:
         run_program("dev", config)
     assert "mlflow-platform:cluster.region" in str(caught.value) and "eu-west-1" in str(caught.value)
+
+
+def test_a_misspelled_namespace_fails_the_program_too():
+    """The program passes the other namespaces' keys to the same loader as `stackconfig check`."""
+    config = stack_file_config("dev")
+    config["mlflow-platfrom:database"] = config.pop("mlflow-platform:database")
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program("dev", config)
+    assert "did you mean 'mlflow-platform:database'?" in str(caught.value)

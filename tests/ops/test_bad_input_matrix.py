@@ -121,6 +121,18 @@ CASES: list[Case] = [
         "mlflow-platform:database.instanceClas",
         "no such key",
     ),
+    _stack_case(
+        "typo-namespace",
+        lambda config: config.update({"mlflow-platfrom:database": config.pop("mlflow-platform:database")}),
+        "mlflow-platfrom:database: got namespace 'mlflow-platfrom'",
+        "did you mean 'mlflow-platform:database'?",
+    ),
+    _stack_case(
+        "region-mismatch",
+        lambda config: config.update({"aws:region": "eu-west-1"}),
+        "mlflow-platform:cluster.region: got 'us-east-1'",
+        "the stack's aws:region ('eu-west-1')",
+    ),
     Case("stack-missing-file", ("-m", "stackconfig", "check", "{tmp}/Pulumi.nope.yaml"), ("no such file",), 2),
     Case(
         "stack-malformed-yaml",

@@ -14,7 +14,7 @@ import yaml
 
 from mlflowops import authapi, bootstrap, cleanup
 
-from .conftest import Result, unique
+from .conftest import ROOT, Result, run_script, unique
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -214,6 +214,47 @@ def test_password_problems_are_reported_without_the_password(
     monkeypatch.setenv("ALICE_PW", teams.alice_password)
     invoke(bootstrap.main, str(teams.path)).assert_one_line_error(f"users.{teams.bob}.password_file: cannot read")
     invoke(bootstrap.main, str(teams.path.parent / "missing.yaml")).assert_one_line_error("no such file")
+
+
+def test_the_example_file_runs_with_its_own_documented_dry_run(client: Any, ops_env: dict[str, str]) -> None:
+    """Issue 21 item 12: the command in examples/teams.yaml's header failed on the unset
+    password sources. A dry run reads no password: it plans, warns about missing sources, and
+    writes nothing (no generated-passwords file next to the example)."""
+    example = ROOT / "examples" / "teams.yaml"
+    header = [line for line in example.read_text().splitlines() if "--dry-run" in line and "python " in line]
+    assert len(header) == 1, header
+    argv = header[0].lstrip("# ").split()
+    assert argv[:2] == ["python", "scripts/bootstrap_teams.py"]
+    generated = example.parent / "team-passwords.txt"
+    assert not generated.exists()
+    result = run_script("bootstrap_teams", *argv[2:], "--json", env=ops_env, cwd=ROOT)
+    assert result.code == 0, result
+    report = result.json
+    assert report["dry_run"] is True and report["changed"] is False
+    assert "create user alice (password: env:ALICE_MLFLOW_PASSWORD)" in report["changes"]
+    assert report["warnings"] == [
+        "users.alice.password_env: $ALICE_MLFLOW_PASSWORD is not set: the real run needs it",
+        f"users.bob.password_file: cannot read {example.parent / 'secrets' / 'bob.password'}: the real run needs it",
+    ]
+    assert not generated.exists(), "a dry run writes no passwords"
+    assert client.get_experiment_by_name("recommendation-team/product-ranking/hyperparameter-search") is None
+
+
+def test_a_dry_run_reads_no_password_of_an_existing_user(
+    teams: Teams, invoke: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert invoke(bootstrap.main, str(teams.path)).code == 0
+    monkeypatch.delenv("ALICE_PW")
+    dry = invoke(bootstrap.main, str(teams.path), "--dry-run", "--json")
+    assert dry.code == 0, dry
+    assert dry.json["changes"] == []
+    assert dry.json["warnings"] == [f"users.{teams.alice}.password_env: $ALICE_PW is not set: the real run needs it"]
+    assert f"not checked in a dry run: whether {teams.alice}'s password from env:ALICE_PW still works" in " ".join(
+        dry.json["notes"]
+    )
+    invoke(bootstrap.main, str(teams.path)).assert_one_line_error(
+        f"users.{teams.alice}.password_env: $ALICE_PW is not set"
+    )
 
 
 @pytest.mark.filterwarnings("ignore")  # importing the auth app warns about its dependencies

@@ -78,6 +78,9 @@ def test_cleanup_pages_protects_and_purges(
     assert report["dry_run"] is True and report["pages"] == 3 and report["runs_scanned"] == 14
     assert set(report["eligible"]) == expected
     assert report["deleted"] == []
+    assert report["warnings"] == [
+        "1 of 14 run(s) have not logged 'val_ndcg' (or logged NaN): they are never among the top 3"
+    ]
     protected = report["protected"]
     assert protected[ids["old-9"]] == "top 3 by val_ndcg"
     assert protected[ids["old-0"]] == f"backs {scenario['model']}/1"
@@ -114,10 +117,24 @@ def test_cleanup_refusals(ops_env: dict[str, str], invoke: Any, monkeypatch: pyt
     missing.assert_one_line_error("does not exist")
     assert missing.code == 1
     no_metric = invoke(cleanup.main, "--experiment", "x", "--keep-top-n", "3")
-    no_metric.assert_one_line_error("--keep-top-n needs --metric")
+    no_metric.assert_one_line_error("--metric is required: the top 3 runs (--keep-top-n) are ranked by it")
     assert no_metric.code == 2
     monkeypatch.delenv("MLFLOW_BACKEND_STORE_URI", raising=False)
     no_db = invoke(cleanup.main, "--experiment", "x", "--metric", "m", "--apply", "--gc")
     no_db.assert_one_line_error("--gc needs --backend-store-uri")
     both = invoke(cleanup.main, "--experiment", "x", "--apply", "--dry-run")
     both.assert_one_line_error("not allowed with argument")
+
+
+def test_a_misspelled_metric_is_refused_and_deletes_nothing(client: Any, scenario: dict[str, Any], invoke: Any) -> None:
+    """Issue 21 item 1: ``--metric val_ndc`` (for val_ndcg) used to rank nothing, so the top N
+    were deleted with the rest. Now: exit 1, one line with a did-you-mean, nothing deleted."""
+    ids: dict[str, str] = scenario["ids"]
+    args = ["--experiment", scenario["experiment"], "--keep-top-n", "3", "--metric", "val_ndc"]
+    for extra in ((), ("--apply",)):
+        result = invoke(cleanup.main, *args, *extra)
+        result.assert_one_line_error(
+            "no run of the experiment has the metric 'val_ndc' (14 run(s) scanned)", "did you mean 'val_ndcg'?"
+        )
+        assert result.code == 1
+    assert all(active(client, run_id) for run_id in ids.values())

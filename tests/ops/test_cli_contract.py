@@ -99,11 +99,25 @@ def test_plan_champion_with_and_without_a_previous_champion() -> None:
         Step("set_tag", "3", "promoted_to_champion_at", "T"),
         Step("delete_alias", "3", "challenger"),
     ]
-    rollback = plan(state(tags={**PASSED, "archived_at": "X"}, challenger="3", champion="2"), "champion", "T")
+    rollback = plan(
+        state(tags={**PASSED, "archived_at": "X", "superseded_by_version": "2"}, challenger="3", champion="2"),
+        "champion",
+        "T",
+    )
     assert Step("set_tag", "2", "archived_at", "T") in rollback
     assert Step("set_tag", "2", "superseded_by_version", "3") in rollback
-    assert rollback[-1] == Step("delete_tag", "3", "archived_at")
-    assert rollback[0] == Step("set_alias", "3", "champion"), "the alias moves first, atomically"
+    assert rollback[-2:] == [Step("delete_tag", "3", "archived_at"), Step("delete_tag", "3", "superseded_by_version")]
+    assert rollback[0] == Step("set_alias", "3", "champion", replaces="2"), "the alias moves first, atomically"
+
+
+@pytest.mark.parametrize("target", ["candidate", "challenger"])
+def test_plan_names_the_version_that_loses_the_alias(target: str) -> None:
+    """An alias move takes the alias from its holder silently; the report must name the holder."""
+    steps = plan(state(tags=PASSED, **{target: "2"}), target, "T")
+    assert steps[0] == Step("set_alias", "3", target, replaces="2")
+    assert steps[0].describe("m") == f"set alias {target} -> m v3 (moved from v2)"
+    fresh = plan(state(tags=PASSED), target, "T")
+    assert fresh[0].replaces is None and fresh[0].describe("m") == f"set alias {target} -> m v3"
 
 
 @pytest.mark.parametrize(
@@ -156,3 +170,111 @@ def test_describe_flattens_unexpected_errors() -> None:
     reason, code = cli.describe(RuntimeError("line one\n  line two"))
     assert (reason, code) == ("unexpected RuntimeError: line one line two", 3)
     assert json.loads(json.dumps({"reason": reason}))
+
+
+def _documented_forms(tool: str) -> list[list[str]]:
+    """The synopsis lines of ``tool`` in docs/ops.md with every ``[optional part]`` removed:
+    the shortest command the docs promise works."""
+    import re
+    import shlex
+
+    text = (ROOT / "docs" / "ops.md").read_text()
+    block = text.split(f"## {tool}", 1)[1].split("```", 2)[1]
+    forms = []
+    for line in re.split(r"\n(?=python )", block.strip()):
+        flat = " ".join(line.split())
+        while re.search(r"\[[^\[\]]*\]", flat):
+            flat = re.sub(r"\s*\[[^\[\]]*\]", "", flat)
+        words = shlex.split(flat.replace("...", ""))
+        assert words[:2] == ["python", f"scripts/{tool}"], words
+        forms.append(words[2:])
+    return forms
+
+
+def test_the_shortest_documented_cleanup_command_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, invoke: Callable[..., Result]
+) -> None:
+    """Issue 21 item 1: docs/ops.md's shortest form must pass argument validation (it then stops
+    at the missing tracking server, which proves the arguments were accepted)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    forms = _documented_forms("cleanup_runs.py")
+    assert len(forms) == 2
+    for argv in forms:
+        result = invoke(cleanup.main, *argv)
+        result.assert_one_line_error("no tracking server")
+
+
+def test_the_documented_client_retry_time_is_mlflows() -> None:
+    """docs/ops.md said "about two minutes"; a user measured 4. Recompute MLflow's schedule:
+    its default retries and backoff factor through urllib3's own backoff (jitter aside)."""
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES
+    from urllib3.exceptions import SSLError
+    from urllib3.util.retry import Retry
+
+    retries = MLFLOW_HTTP_REQUEST_MAX_RETRIES.default
+    retry = Retry(total=retries, backoff_factor=MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.default)
+    sleeps = []
+    for _ in range(retries):
+        retry = retry.increment(method="GET", url="/", error=SSLError("certificate verify failed"))
+        sleeps.append(retry.get_backoff_time())
+    docs = " ".join((ROOT / "docs" / "ops.md").read_text().split())
+    assert f"= {sum(sleeps):.0f} s" in docs and "about 4 minutes" in docs
+    assert "about two minutes" not in docs
+
+
+class _Redirector:
+    """A loopback HTTP server that redirects everything to HTTPS (as the platform's HTTP port
+    does) and records the Authorization header of every request it gets."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen: list[str | None] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _redirect(self) -> None:
+                seen.append(self.headers.get("Authorization"))
+                self.send_response(301)
+                self.send_header("Location", f"https://127.0.0.1:9{self.path}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _redirect
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.seen = seen
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("main", "argv"), SERVER_TOOLS)
+def test_an_http_uri_that_redirects_fails_before_any_credentials_are_sent(
+    main: Main, argv: list[str], monkeypatch: pytest.MonkeyPatch, invoke: Callable[..., Result]
+) -> None:
+    """Issue 21 item 7: MLflow sent the password in clear text, followed the redirect without
+    it and reported "401 not authenticated". The tool must stop at the redirect, unauthenticated."""
+    server = _Redirector()
+    try:
+        uri = f"http://127.0.0.1:{server.port}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-to-be-sent-in-clear")
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        result = invoke(main, *argv)
+    finally:
+        server.close()
+    assert server.seen and set(server.seen) == {None}, "credentials went over plain HTTP"
+    result.assert_one_line_error(
+        f"the tracking server redirects {uri}/health to https://127.0.0.1:9/health",
+        "set MLFLOW_TRACKING_URI to the https:// URL",
+        "MLFLOW_TRACKING_SERVER_CERT_PATH",
+    )
+    assert result.code == cli.EXIT_USAGE

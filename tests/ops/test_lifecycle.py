@@ -121,6 +121,35 @@ def test_full_promotion_flow_archives_the_old_champion(client: Any, model: tuple
     assert again.code == 0 and "no changes" in again.out
 
 
+def test_rollback_clears_both_archive_tags_and_names_who_lost_an_alias(
+    client: Any, model: tuple[str, str], invoke: Any
+) -> None:
+    """Issue 21 items 11 and 13: rolling back to an archived champion leaves no stale
+    ``superseded_by_version``; a challenger move says which version lost the alias."""
+    name = model[0]
+    v1, v2, v3 = (add_version(client, model, GOOD) for _ in range(3))
+    for v in (v1, v2, v3):
+        assert validate(invoke, name, v, *REQUIRE).code == 0
+    for v in (v1, v2):
+        assert promote(invoke, name, v, "challenger").code == 0
+        assert promote(invoke, name, v, "champion").code == 0
+    _, tags1 = state(client, name, v1)
+    assert tags1["superseded_by_version"] == v2 and "archived_at" in tags1
+    # v3 becomes challenger, then v1 takes it over: the output names v3.
+    assert promote(invoke, name, v3, "challenger").code == 0
+    moved = promote(invoke, name, v1, "challenger")
+    assert moved.code == 0, moved
+    assert f"set alias challenger -> {name} v{v1} (moved from v{v3})" in moved.out
+    assert f"{name} v{v3} lost the challenger alias" in moved.out
+    # The rollback: v1 is champion again, with no tag saying it is archived or superseded.
+    assert promote(invoke, name, v1, "champion").code == 0
+    aliases, tags1 = state(client, name, v1)
+    _, tags2 = state(client, name, v2)
+    assert aliases == {"champion": v1}
+    assert "archived_at" not in tags1 and "superseded_by_version" not in tags1, tags1
+    assert tags2["superseded_by_version"] == v1
+
+
 def test_refusals_change_nothing(client: Any, model: tuple[str, str], invoke: Any) -> None:
     name = model[0]
     unvalidated = add_version(client, model, GOOD)

@@ -325,3 +325,111 @@ def test_all_problems_are_reported_at_once():
     keys = {problem.key for problem in caught.value.problems}
     assert keys == {"mlflow-platform:database.multiAz", "mlflow-platform:artifacts.accessMode"}
     assert "2 problem(s)" in str(caught.value)
+
+
+# -- namespaces, did-you-mean and the region rule: what `check` and the program both run ------
+
+
+def _write_stack(tmp_path: Path, edit: Any) -> Path:
+    import yaml
+
+    document = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    edit(document["config"])
+    path = tmp_path / "Pulumi.edited.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _rename(old: str, new: str) -> Any:
+    def edit(config: dict[str, Any]) -> None:
+        config[new] = config.pop(old)
+
+    return edit
+
+
+def test_check_refuses_a_misspelled_namespace_with_a_suggestion(tmp_path: Path) -> None:
+    """Issue 21 item 4: ``mlflow-platfrom:network`` used to be dropped silently (defaults used)."""
+    from stackconfig.__main__ import check
+
+    path = _write_stack(tmp_path, _rename("mlflow-platform:database", "mlflow-platfrom:database"))
+    assert check(path) == [
+        "mlflow-platfrom:database: got namespace 'mlflow-platfrom'; expected a key in the 'mlflow-platform' "
+        "namespace or a provider's (aws, kubernetes, random, pulumi) (did you mean 'mlflow-platform:database'?)"
+    ]
+    bare = _write_stack(tmp_path, _rename("mlflow-platform:database", "database"))
+    assert check(bare) == ["database: got no namespace; expected <namespace>:<name>, e.g. 'mlflow-platform:database'"]
+
+
+def test_provider_namespaces_are_the_programs_providers() -> None:
+    """Every ``pulumi-<provider>`` package the program installs has its namespace accepted."""
+    from stackconfig.namespaces import PROVIDER_NAMESPACES
+
+    lines = (ROOT / "requirements" / "project.in").read_text().splitlines()
+    providers = {ln.split("#")[0].strip().removeprefix("pulumi-") for ln in lines if ln.startswith("pulumi-")}
+    providers.discard("policy")  # the policy SDK (CrossGuard), not a provider: it reads no stack config
+    assert providers | {"pulumi"} == set(PROVIDER_NAMESPACES)
+
+
+@pytest.mark.parametrize(
+    ("section", "typo", "suggestion"),
+    [
+        ("database", "multiAZ", "multiAz"),
+        ("database", "instanceClas", "instanceClass"),
+        ("server", "replica", "replicas"),
+    ],
+)
+def test_unknown_keys_get_a_did_you_mean(section: str, typo: str, suggestion: str) -> None:
+    values = stack_values("dev")
+    values[section] = {**values.get(section, {}), typo: values.get(section, {}).get(suggestion, 1)}
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(values)
+    [problem] = caught.value.problems
+    assert problem.key == f"mlflow-platform:{section}.{typo}"
+    assert problem.expected.startswith("no such key (known keys: ")
+    assert problem.expected.endswith(f") (did you mean {suggestion!r}?)")
+
+
+def test_a_misspelled_section_gets_a_did_you_mean() -> None:
+    values = stack_values("dev")
+    values["databse"] = values.pop("database")
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(values)
+    [problem] = caught.value.problems
+    assert problem.key == "mlflow-platform:databse"
+    assert problem.expected.startswith("no such key (known keys: cluster, network,")
+    assert problem.expected.endswith("garbageCollection) (did you mean 'database'?)")
+
+
+def test_check_runs_the_region_rule(tmp_path: Path) -> None:
+    """Issue 21 item 5: the rule lived only in infra/stack.py, so `check` said ok."""
+    from stackconfig.__main__ import check
+
+    def edit(config: dict[str, Any]) -> None:
+        config["aws:region"] = "eu-west-1"
+
+    assert check(_write_stack(tmp_path, edit)) == [
+        "mlflow-platform:cluster.region: got 'us-east-1'; expected the stack's aws:region ('eu-west-1'): "
+        "set both to the same region"
+    ]
+
+
+def test_check_works_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stack name means the project's file; the script form needs no project on sys.path."""
+    import subprocess
+    import sys
+
+    from stackconfig.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "dev"]) == 0
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "check_stack_config.py"), "prod"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"ok: {ROOT / 'Pulumi.prod.yaml'} is a valid mlflow-platform stack configuration"
