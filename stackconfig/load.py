@@ -21,6 +21,7 @@ from rendering.pools import CapacityInputs, PoolSizingError, plan_pools
 from rendering.postgres import PostgresTuning, max_connections_for
 from rendering.units import GIB
 
+from . import cluster_access
 from .errors import MISSING, ConfigError, ConfigProblem
 from .schema import (
     EKS_ADDONS,
@@ -54,6 +55,7 @@ SECTIONS = (
     "tags",
     "monitoring",
     "garbageCollection",
+    "kubernetes",
 )
 
 T = TypeVar("T")
@@ -120,6 +122,7 @@ _CREATE_NETWORK_KEYS = (
     "availabilityZones",
     "natGateways",
     "flowLogRetentionDays",
+    "transitGatewayId",
 )
 _REUSE_CLUSTER_KEYS = ("oidcProviderArn", "endpoint", "certificateAuthorityData")
 _CREATE_CLUSTER_KEYS = (
@@ -133,6 +136,7 @@ _CREATE_CLUSTER_KEYS = (
     "hostedZoneId",
     "acmeEmail",
     "acmeServer",
+    *cluster_access.DEPLOYER_KEYS,
 )
 _PG_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
@@ -338,6 +342,7 @@ def _network_to_create(section: _Section) -> NetworkConfig:
         availability_zones=zones,
         nat_gateways=cast(Any, section.choice("natGateways", d.nat_gateways, ("single", "perAz"))),
         flow_log_retention_days=_log_retention(section, "flowLogRetentionDays", d.flow_log_retention_days),
+        transit_gateway_id=cluster_access.transit_gateway_id(section),
     )
 
 
@@ -600,6 +605,14 @@ def _cluster_to_create(section: _Section, name: str, region: str) -> ClusterConf
         acme_email=section.string("acmeEmail", "", pattern=_EMAIL, expected="an e-mail address for Let's Encrypt"),
         acme_server=section.string(
             "acmeServer", LETS_ENCRYPT, pattern=_HTTPS_URL, expected="an ACME directory URL (https://…)"
+        ),
+        deployer_cidrs=cluster_access.deployer_cidrs(section),
+        deployer_security_group_ids=cluster_access.deployer_security_group_ids(section),
+        preview_role_arns=cluster_access.role_arns(
+            section, "previewRoleArns", "of pull-request previews (read-only access entry, no Secrets)"
+        ),
+        drift_role_arns=cluster_access.role_arns(
+            section, "driftRoleArns", "of drift checks (read-only access entry, Secrets included)"
         ),
     )
 
@@ -894,7 +907,7 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
     sections = {
         name: _Section(name, values.get(name), problems, required=name == "cluster")
         for name in SECTIONS
-        if name != "tags"
+        if name not in ("tags", "kubernetes")
     }
     cluster = _cluster(sections["cluster"])
     mode = cluster.mode if sections["cluster"].raw.get("mode") in ("create", "reuse") else None
@@ -909,9 +922,11 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
         tags=_tags(values.get("tags"), problems),
         monitoring=_monitoring(sections["monitoring"]),
         garbage_collection=_garbage_collection(sections["garbageCollection"]),
+        kubernetes=cluster_access.kubernetes_switch(values.get("kubernetes"), problems),
     )
     if mode is not None:
         _check_cluster_mode(config, values, problems)
+        cluster_access.check_cluster_access(config, problems)
     for section in sections.values():
         section.reject_unknown()
     if not problems:
