@@ -119,6 +119,17 @@ def check_cluster_access(config: StackConfig, problems: list[ConfigProblem]) -> 
                 'creates and every Kubernetes resource would time out (docs/cluster.md, "First deployment")',
             )
         )
+    vpc = ipaddress.IPv4Network(network.cidr_block)
+    inside = [cidr for cidr in cluster.deployer_cidrs if ipaddress.IPv4Network(cidr).overlaps(vpc)]
+    if inside:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:cluster.deployerCidrs",
+                list(cluster.deployer_cidrs),
+                f"networks outside the VPC this stack creates ({PROJECT}:network.cidrBlock {network.cidr_block}); "
+                f"overlapping: {inside!r}",
+            )
+        )
     routed = connected_deployer_cidrs(cluster.deployer_cidrs)
     if routed and not network.transit_gateway_id:
         problems.append(

@@ -107,6 +107,13 @@ def test_bad_deployer_cidrs_are_refused(cidrs: Any):
     assert found and "never 0.0.0.0/0" in found[0]
 
 
+def test_a_deployer_network_inside_the_created_vpc_is_refused():
+    values = prod()
+    values["cluster"]["deployerCidrs"] = ["10.20.8.0/24"]  # inside prod's 10.20.0.0/16
+    (message,) = problems(values)
+    assert message.startswith(f"{DEPLOYER_KEY}: got ['10.20.8.0/24']; expected networks outside the VPC")
+
+
 def test_kubernetes_switch_takes_only_a_boolean():
     values = prod()
     values["kubernetes"] = "no"
