@@ -187,36 +187,18 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_provider_arn = self.oidc_provider.arn
         self.cluster_name = self.cluster.name
 
-        self.admin_access: list[aws.eks.AccessPolicyAssociation] = []
-        for index, principal in enumerate(settings.admin_role_arns):
-            entry = aws.eks.AccessEntry(
-                f"{name}-admin-{index}",
-                cluster_name=self.cluster.name,
-                principal_arn=principal,
-                type="STANDARD",
-                tags=tags,
-                opts=child,
-            )
-            self.admin_access.append(
-                aws.eks.AccessPolicyAssociation(
-                    f"{name}-admin-{index}",
-                    cluster_name=self.cluster.name,
-                    principal_arn=entry.principal_arn,
-                    policy_arn=pulumi.Output.concat(
-                        "arn:", partition, ":eks::aws:cluster-access-policy/", ADMIN_ACCESS_POLICY
-                    ),
-                    access_scope={"type": "cluster"},
-                    opts=child,
-                )
-            )
+        # One access entry and one cluster-scoped policy per principal: admins (the deployer among
+        # them), then the read-only preview and drift roles (rendering.cluster_access says why).
+        def entries(kind: str, principals: Sequence[str], policy: str) -> list[aws.eks.AccessPolicyAssociation]:
+            return [
+                self._access_entry(name, kind, index, principal, policy, partition, tags)
+                for index, principal in enumerate(principals)
+            ]
 
+        self.admin_access = entries("admin", settings.admin_role_arns, ADMIN_ACCESS_POLICY)
         self.read_only_access = [
-            self._read_only_entry(name, kind, index, principal, policy, partition, tags)
-            for kind, principals, policy in (
-                ("preview", settings.preview_role_arns, PREVIEW_ACCESS_POLICY),
-                ("drift", settings.drift_role_arns, DRIFT_ACCESS_POLICY),
-            )
-            for index, principal in enumerate(principals)
+            *entries("preview", settings.preview_role_arns, PREVIEW_ACCESS_POLICY),
+            *entries("drift", settings.drift_role_arns, DRIFT_ACCESS_POLICY),
         ]
         cluster_security_group = self.cluster.vpc_config.apply(lambda vpc: vpc.cluster_security_group_id or "")
         self.deployer_rules = self._deployer_rules(name, settings, cluster_security_group, tags)
@@ -349,7 +331,7 @@ class Cluster(pulumi.ComponentResource):
             }
         )
 
-    def _read_only_entry(
+    def _access_entry(
         self,
         name: str,
         kind: str,
@@ -359,7 +341,7 @@ class Cluster(pulumi.ComponentResource):
         partition: pulumi.Input[str],
         tags: dict[str, str],
     ) -> aws.eks.AccessPolicyAssociation:
-        """An access entry for a preview or drift role with one read-only policy, cluster-wide."""
+        """An access entry of type STANDARD for ``principal`` with one access policy, cluster-wide."""
         child = pulumi.ResourceOptions(parent=self)
         entry = aws.eks.AccessEntry(
             f"{name}-{kind}-{index}",

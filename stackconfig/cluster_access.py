@@ -9,38 +9,42 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rendering.cluster_access import connected_deployer_cidrs, is_connected_network
 
+# ``load`` imports this module while it is being imported itself: its patterns and PROJECT are
+# read at call time (``load.X``), never at import time.
+from . import load
 from .errors import MISSING, ConfigProblem
 from .schema import StackConfig
 
 if TYPE_CHECKING:
     from .load import _Section
 
-PROJECT = "mlflow-platform"
+
+def _key(name: str) -> str:
+    return f"{load.PROJECT}:{name}"
+
+
 _TRANSIT_GATEWAY_ID = re.compile(r"^tgw-[0-9a-f]{8,17}$")
-_SG_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
-_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 _MIN_CONNECTED_PREFIX = 8
-_MIN_PUBLIC_PREFIX = 16
-"""Same floor as ``cluster.publicAccessCidrs``: an egress range, never the internet."""
 
 DEPLOYER_KEYS = ("deployerCidrs", "deployerSecurityGroupIds", "previewRoleArns", "driftRoleArns")
 """Create-only ``cluster`` keys (a reused cluster's security group and access are not ours)."""
 
 
-def deployer_cidrs(section: _Section) -> tuple[str, ...]:
-    expected = (
-        "a list of IPv4 CIDRs the deployer (CI runner, VPN) connects from: RFC 1918/6598 networks of at most "
-        f"a /{_MIN_CONNECTED_PREFIX}, public ones of at most a /{_MIN_PUBLIC_PREFIX}, never 0.0.0.0/0"
-    )
-    found, value = section._get("deployerCidrs", (), False, expected)
+def cidr_list(
+    section: _Section, field: str, expected: str, narrowest: Callable[[ipaddress.IPv4Network], int]
+) -> tuple[str, ...]:
+    """A list of IPv4 CIDRs without host bits or duplicates, each at most as wide as
+    ``narrowest(network)`` allows (its smallest prefix length); empty is allowed."""
+    found, value = section._get(field, (), False, expected)
     if not found:
         return ()
-    if not isinstance(value, list) or not value:
-        section.problem("deployerCidrs", value, expected)
+    if not isinstance(value, list):
+        section.problem(field, value, expected)
         return ()
     bad: list[object] = []
     for item in value:
@@ -48,32 +52,44 @@ def deployer_cidrs(section: _Section) -> tuple[str, ...]:
             network = ipaddress.IPv4Network(item, strict=True) if isinstance(item, str) else None
         except ValueError:
             network = None
-        if network is None:
-            bad.append(item)
-            continue
-        floor = _MIN_CONNECTED_PREFIX if is_connected_network(str(network)) else _MIN_PUBLIC_PREFIX
-        if network.prefixlen < floor:
+        if network is None or network.prefixlen < narrowest(network):
             bad.append(item)
     if bad:
-        section.problem("deployerCidrs", value, f"{expected}; refused: {bad!r}")
+        section.problem(field, value, f"{expected}; refused: {bad!r}")
         return ()
     if len(set(value)) != len(value):
-        section.problem("deployerCidrs", value, f"{expected}, without duplicates")
+        section.problem(field, value, f"{expected}, without duplicates")
         return ()
     return tuple(value)
+
+
+def deployer_cidrs(section: _Section) -> tuple[str, ...]:
+    public = load._MIN_PUBLIC_PREFIX
+    expected = (
+        "a list of IPv4 CIDRs the deployer (CI runner, VPN) connects from: RFC 1918/6598 networks of at most "
+        f"a /{_MIN_CONNECTED_PREFIX}, public ones of at most a /{public}, never 0.0.0.0/0"
+    )
+    return cidr_list(
+        section,
+        "deployerCidrs",
+        expected,
+        lambda network: _MIN_CONNECTED_PREFIX if is_connected_network(str(network)) else public,
+    )
 
 
 def deployer_security_group_ids(section: _Section) -> tuple[str, ...]:
     return section.string_list(
         "deployerSecurityGroupIds",
-        pattern=_SG_ID,
+        pattern=load._SG_ID,
         expected="security group ids (sg-…) of the deployer's machines, admitted on 443 by the cluster security group",
         min_items=1,
     )
 
 
 def role_arns(section: _Section, field: str, purpose: str) -> tuple[str, ...]:
-    return section.string_list(field, pattern=_PRINCIPAL_ARN, expected=f"IAM role or user ARNs {purpose}", min_items=1)
+    return section.string_list(
+        field, pattern=load._PRINCIPAL_ARN, expected=f"IAM role or user ARNs {purpose}", min_items=1
+    )
 
 
 def transit_gateway_id(section: _Section) -> str:
@@ -94,7 +110,7 @@ def kubernetes_switch(raw: object, problems: list[ConfigProblem]) -> bool:
         return raw
     problems.append(
         ConfigProblem(
-            f"{PROJECT}:kubernetes",
+            _key("kubernetes"),
             raw,
             "true or false (false only for the first phase of a first deployment: docs/cluster.md)",
         )
@@ -111,11 +127,11 @@ def check_cluster_access(config: StackConfig, problems: list[ConfigProblem]) -> 
     if config.kubernetes and not cluster.public_access_cidrs and not has_deployer:
         problems.append(
             ConfigProblem(
-                f"{PROJECT}:cluster.deployerCidrs",
+                _key("cluster.deployerCidrs"),
                 MISSING,
-                f"the network pulumi runs from (or {PROJECT}:cluster.deployerSecurityGroupIds): with "
-                f"{PROJECT}:cluster.mode 'create', an empty {PROJECT}:cluster.publicAccessCidrs (private API "
-                f"endpoint only) and {PROJECT}:kubernetes true, the API answers only inside the VPC this stack "
+                f"the network pulumi runs from (or {_key('cluster.deployerSecurityGroupIds')}): with "
+                f"{_key('cluster.mode')} 'create', an empty {_key('cluster.publicAccessCidrs')} (private API "
+                f"endpoint only) and {_key('kubernetes')} true, the API answers only inside the VPC this stack "
                 'creates and every Kubernetes resource would time out (docs/cluster.md, "First deployment")',
             )
         )
@@ -124,9 +140,9 @@ def check_cluster_access(config: StackConfig, problems: list[ConfigProblem]) -> 
     if inside:
         problems.append(
             ConfigProblem(
-                f"{PROJECT}:cluster.deployerCidrs",
+                _key("cluster.deployerCidrs"),
                 list(cluster.deployer_cidrs),
-                f"networks outside the VPC this stack creates ({PROJECT}:network.cidrBlock {network.cidr_block}); "
+                f"networks outside the VPC this stack creates ({_key('network.cidrBlock')} {network.cidr_block}); "
                 f"overlapping: {inside!r}",
             )
         )
@@ -134,9 +150,9 @@ def check_cluster_access(config: StackConfig, problems: list[ConfigProblem]) -> 
     if routed and not network.transit_gateway_id:
         problems.append(
             ConfigProblem(
-                f"{PROJECT}:network.transitGatewayId",
+                _key("network.transitGatewayId"),
                 MISSING,
-                f"a transit gateway id (tgw-…) connecting {PROJECT}:cluster.deployerCidrs {list(routed)} to the VPC "
+                f"a transit gateway id (tgw-…) connecting {_key('cluster.deployerCidrs')} {list(routed)} to the VPC "
                 "this stack creates: without it the VPC has no route back to them",
             )
         )
@@ -155,9 +171,9 @@ def _check_one_entry_per_principal(
         if clashes:
             problems.append(
                 ConfigProblem(
-                    f"{PROJECT}:cluster.{field}",
+                    _key(f"cluster.{field}"),
                     list(arns),
-                    f"roles not already in {PROJECT}:cluster.{seen[clashes[0]]} (one access entry per principal; "
+                    f"roles not already in {_key('cluster.' + seen[clashes[0]])} (one access entry per principal; "
                     f"repeated: {clashes!r})",
                 )
             )

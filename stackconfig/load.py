@@ -507,27 +507,7 @@ def _public_access_cidrs(section: _Section) -> tuple[str, ...]:
         f"a list of operators' IPv4 CIDRs, each at most a /{_MIN_PUBLIC_PREFIX} and never 0.0.0.0/0 "
         "(an empty list disables the public endpoint)"
     )
-    found, value = section._get("publicAccessCidrs", (), False, expected)
-    if not found:
-        return ()
-    if not isinstance(value, list):
-        section.problem("publicAccessCidrs", value, expected)
-        return ()
-    bad: list[object] = []
-    for item in value:
-        try:
-            network = ipaddress.IPv4Network(item, strict=True) if isinstance(item, str) else None
-        except ValueError:
-            network = None
-        if network is None or network.prefixlen < _MIN_PUBLIC_PREFIX:
-            bad.append(item)
-    if bad:
-        section.problem("publicAccessCidrs", value, f"{expected}; refused: {bad!r}")
-        return ()
-    if len(set(value)) != len(value):
-        section.problem("publicAccessCidrs", value, f"{expected}, without duplicates")
-        return ()
-    return tuple(value)
+    return cluster_access.cidr_list(section, "publicAccessCidrs", expected, lambda _network: _MIN_PUBLIC_PREFIX)
 
 
 def _addon_versions(section: _Section) -> dict[str, str]:
