@@ -15,6 +15,10 @@ mocks the tests run, so none of the properties below could be asserted.
 - One managed node group in the private subnets; IMDSv2 only with a hop limit of 1, so pods
   cannot borrow the node's credentials; encrypted gp3 root volumes.
 - The IAM OIDC provider for IRSA.
+- Reach for the deployer (``cluster.deployerCidrs``/``deployerSecurityGroupIds``): HTTPS on the
+  cluster security group, and the publicly routable CIDRs on the public endpoint's allow list;
+  read-only access entries for preview and drift roles (``rendering.cluster_access`` says why
+  each policy).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import pulumi_aws as aws
 
 from components.kms import rotating_key
 from rendering import iam
+from rendering.cluster_access import API_PORT, DRIFT_ACCESS_POLICY, PREVIEW_ACCESS_POLICY, public_endpoint_cidrs
 from stackconfig.schema import ClusterConfig
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -146,14 +151,14 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        public = bool(settings.public_access_cidrs)
+        public_cidrs = public_endpoint_cidrs(settings.public_access_cidrs, settings.deployer_cidrs)
         vpc_config: aws.eks.ClusterVpcConfigArgsDict = {
             "subnet_ids": list(args["private_subnet_ids"]),
             "endpoint_private_access": True,
-            "endpoint_public_access": public,
+            "endpoint_public_access": bool(public_cidrs),
         }
-        if public:
-            vpc_config["public_access_cidrs"] = list(settings.public_access_cidrs)
+        if public_cidrs:
+            vpc_config["public_access_cidrs"] = list(public_cidrs)
         self.cluster = aws.eks.Cluster(
             f"{name}-eks",
             name=settings.name,
@@ -182,28 +187,21 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_provider_arn = self.oidc_provider.arn
         self.cluster_name = self.cluster.name
 
-        self.admin_access = []
-        for index, principal in enumerate(settings.admin_role_arns):
-            entry = aws.eks.AccessEntry(
-                f"{name}-admin-{index}",
-                cluster_name=self.cluster.name,
-                principal_arn=principal,
-                type="STANDARD",
-                tags=tags,
-                opts=child,
-            )
-            self.admin_access.append(
-                aws.eks.AccessPolicyAssociation(
-                    f"{name}-admin-{index}",
-                    cluster_name=self.cluster.name,
-                    principal_arn=entry.principal_arn,
-                    policy_arn=pulumi.Output.concat(
-                        "arn:", partition, ":eks::aws:cluster-access-policy/", ADMIN_ACCESS_POLICY
-                    ),
-                    access_scope={"type": "cluster"},
-                    opts=child,
-                )
-            )
+        # One access entry and one cluster-scoped policy per principal: admins (the deployer among
+        # them), then the read-only preview and drift roles (rendering.cluster_access says why).
+        def entries(kind: str, principals: Sequence[str], policy: str) -> list[aws.eks.AccessPolicyAssociation]:
+            return [
+                self._access_entry(name, kind, index, principal, policy, partition, tags)
+                for index, principal in enumerate(principals)
+            ]
+
+        self.admin_access = entries("admin", settings.admin_role_arns, ADMIN_ACCESS_POLICY)
+        self.read_only_access = [
+            *entries("preview", settings.preview_role_arns, PREVIEW_ACCESS_POLICY),
+            *entries("drift", settings.drift_role_arns, DRIFT_ACCESS_POLICY),
+        ]
+        cluster_security_group = self.cluster.vpc_config.apply(lambda vpc: vpc.cluster_security_group_id or "")
+        self.deployer_rules = self._deployer_rules(name, settings, cluster_security_group, tags)
 
         def irsa_role(suffix: str, namespace: str, service_account: str, policy: str) -> aws.iam.Role:
             role = aws.iam.Role(
@@ -319,7 +317,7 @@ class Cluster(pulumi.ComponentResource):
 
         self.endpoint = self.cluster.endpoint
         self.certificate_authority_data = self.cluster.certificate_authority.apply(lambda ca: ca.data or "")
-        self.cluster_security_group_id = self.cluster.vpc_config.apply(lambda vpc: vpc.cluster_security_group_id or "")
+        self.cluster_security_group_id = cluster_security_group
         self.secrets_key_arn = self.secrets_key.arn
         self.register_outputs(
             {
@@ -332,6 +330,70 @@ class Cluster(pulumi.ComponentResource):
                 "secretsKeyArn": self.secrets_key_arn,
             }
         )
+
+    def _access_entry(
+        self,
+        name: str,
+        kind: str,
+        index: int,
+        principal: str,
+        policy: str,
+        partition: pulumi.Input[str],
+        tags: dict[str, str],
+    ) -> aws.eks.AccessPolicyAssociation:
+        """An access entry of type STANDARD for ``principal`` with one access policy, cluster-wide."""
+        child = pulumi.ResourceOptions(parent=self)
+        entry = aws.eks.AccessEntry(
+            f"{name}-{kind}-{index}",
+            cluster_name=self.cluster.name,
+            principal_arn=principal,
+            type="STANDARD",
+            tags=tags,
+            opts=child,
+        )
+        return aws.eks.AccessPolicyAssociation(
+            f"{name}-{kind}-{index}",
+            cluster_name=self.cluster.name,
+            principal_arn=entry.principal_arn,
+            policy_arn=pulumi.Output.concat("arn:", partition, ":eks::aws:cluster-access-policy/", policy),
+            access_scope={"type": "cluster"},
+            opts=child,
+        )
+
+    def _deployer_rules(
+        self,
+        name: str,
+        settings: ClusterConfig,
+        cluster_security_group: pulumi.Output[str],
+        tags: dict[str, str],
+    ) -> list[aws.vpc.SecurityGroupIngressRule]:
+        """HTTPS from the deployer's network to the API endpoint's ENIs, which carry the cluster
+        security group (EKS creates it admitting only itself)."""
+        child = pulumi.ResourceOptions(parent=self)
+
+        def https_from(
+            suffix: str, source: str, *, cidr: str | None = None, group: str | None = None
+        ) -> aws.vpc.SecurityGroupIngressRule:
+            return aws.vpc.SecurityGroupIngressRule(
+                f"{name}-{suffix}",
+                security_group_id=cluster_security_group,
+                ip_protocol="tcp",
+                from_port=API_PORT,
+                to_port=API_PORT,
+                cidr_ipv4=cidr,
+                referenced_security_group_id=group,
+                description=f"Kubernetes API from the deployer {source}",
+                tags=tags,
+                opts=child,
+            )
+
+        return [
+            *(https_from(f"deployer-{i}", cidr, cidr=cidr) for i, cidr in enumerate(settings.deployer_cidrs)),
+            *(
+                https_from(f"deployer-sg-{i}", group, group=group)
+                for i, group in enumerate(settings.deployer_security_group_ids)
+            ),
+        ]
 
 
 def _require_issuer(url: str | None) -> str:

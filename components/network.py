@@ -3,7 +3,10 @@
 Private subnets (nodes, pods, the database, internal load balancers) and public subnets
 (internet-facing load balancers, NAT gateways) in every AZ; private egress through NAT (one per
 AZ, or one for the VPC on a cheap stack); an S3 gateway endpoint so artifact traffic stays off
-NAT; VPC flow logs; the default security group stripped of its rules.
+NAT; VPC flow logs; the default security group stripped of its rules. With
+``network.transitGatewayId``, an attachment in the private subnets and, in every private route
+table, a route back to each RFC 1918 deployer network (``cluster.deployerCidrs``): the API's
+private endpoint answers the CI runners through it (docs/cluster.md, "First deployment").
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from stackconfig import PROJECT
+from rendering.cluster_access import connected_deployer_cidrs
 from stackconfig.schema import NetworkConfig
 
 
@@ -49,6 +53,8 @@ class NetworkArgs(TypedDict):
     """Tags subnets for the cluster's load balancers (``kubernetes.io/cluster/<name>``)."""
     region: str
     tags: NotRequired[dict[str, str]]
+    deployer_cidrs: NotRequired[Sequence[str]]
+    """``cluster.deployerCidrs``: the connected-network ones get a route through the transit gateway."""
 
 
 EKS_UNSUPPORTED_ZONE_IDS: dict[str, tuple[str, ...]] = {
@@ -237,6 +243,7 @@ class Network(pulumi.ComponentResource):
         )
 
         self._flow_logs(name, settings, tags)
+        self._transit_gateway(name, settings, connected_deployer_cidrs(args.get("deployer_cidrs", ())), tags)
 
         self.vpc_id = self.vpc.id
         self.private_subnet_ids = [subnet.id for subnet in self.private_subnets]
@@ -249,6 +256,34 @@ class Network(pulumi.ComponentResource):
                 "availabilityZones": self.availability_zones,
             }
         )
+
+    def _transit_gateway(
+        self, name: str, settings: NetworkConfig, routed_cidrs: Sequence[str], tags: dict[str, str]
+    ) -> None:
+        """Attach the VPC to the deployer's transit gateway and route its networks back through
+        it; without the route the endpoint's answers would go to the NAT gateway and be lost."""
+        self.transit_gateway_attachment: aws.ec2transitgateway.VpcAttachment | None = None
+        if not settings.transit_gateway_id:
+            return
+        attachment = aws.ec2transitgateway.VpcAttachment(
+            f"{name}-tgw",
+            transit_gateway_id=settings.transit_gateway_id,
+            vpc_id=self.vpc.id,
+            subnet_ids=[subnet.id for subnet in self.private_subnets],
+            dns_support="enable",
+            tags={**tags, "Name": f"{name}-tgw"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.transit_gateway_attachment = attachment
+        for index, table in enumerate(self.private_route_tables):
+            for route, cidr in enumerate(routed_cidrs):
+                aws.ec2.Route(
+                    f"{name}-private-{index}-deployer-{route}",
+                    route_table_id=table.id,
+                    destination_cidr_block=cidr,
+                    transit_gateway_id=settings.transit_gateway_id,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),
+                )
 
     def _flow_logs(self, name: str, settings: NetworkConfig, tags: dict[str, str]) -> None:
         """All traffic of the VPC to CloudWatch Logs (FSBP EC2.6), kept ``flowLogRetentionDays``."""

@@ -49,7 +49,13 @@ def cluster_facts(config: StackConfig, base: str, tags: dict[str, str]) -> Clust
         )
     network = Network(
         f"{base}-network",
-        {"settings": config.network, "cluster_name": settings.name, "region": settings.region, "tags": tags},
+        {
+            "settings": config.network,
+            "cluster_name": settings.name,
+            "region": settings.region,
+            "tags": tags,
+            "deployer_cidrs": settings.deployer_cidrs,
+        },
     )
     cluster = Cluster(
         f"{base}-cluster",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 
 from components.access import ArtifactGrant, TrackingServerAccess, TrainingJobAccess
@@ -16,6 +18,16 @@ from infra.cluster import ClusterFacts, cluster_facts, kubeconfig, kubernetes_pr
 from infra.config_source import read_stack_config
 from rendering.versions import image_mlflow_version, mlflow_version
 from stackconfig import PROJECT, StackConfig
+
+
+@dataclass(frozen=True)
+class _AwsSide:
+    """What the Kubernetes side consumes from the AWS side."""
+
+    artifacts: ArtifactStore
+    database: TrackingDatabase
+    training: TrainingJobAccess
+    server: TrackingServerAccess
 
 
 def _check_image_version(config: StackConfig) -> None:
@@ -118,6 +130,71 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         },
     )
     region = config.cluster.region
+    aws_side = _AwsSide(artifacts=artifacts, database=database, training=training, server=server)
+    if config.kubernetes:
+        kubernetes_outputs = _kubernetes_side(config, facts, base, tags, aws_side)
+    else:
+        kubernetes_outputs = {}
+        pulumi.log.warn(
+            f"{PROJECT}:kubernetes is false: AWS resources only (first phase of a first deployment). Run a "
+            "normal `pulumi up` next; on a deployed stack this would delete the tracking server (docs/cluster.md)"
+        )
+    monitoring = Monitoring(
+        f"{base}-monitoring",
+        {
+            "settings": config.monitoring,
+            "database": config.database,
+            "server": config.server,
+            "database_instance_identifier": database.instance.identifier,
+            "ingress_class": config.server.ingress.class_name,
+            "namespace": config.server.namespace,
+            "region": region,
+            "tags": tags,
+        },
+    )
+    cluster_outputs: dict[str, pulumi.Input[object]] = {
+        "clusterMode": config.cluster.mode,
+        "clusterName": facts.name,
+        "clusterEndpoint": facts.endpoint,
+        "kubeconfig": kubeconfig(facts, region),
+        "oidcProviderArn": facts.oidc_provider_arn,
+        "vpcId": facts.vpc_id,
+        "privateSubnetIds": list(facts.private_subnet_ids),
+    }
+    return {
+        **cluster_outputs,
+        **kubernetes_outputs,
+        "artifactAccessMode": config.artifacts.access_mode,
+        "artifactRoot": artifacts.artifact_root,
+        "artifactBucketName": artifacts.bucket_name,
+        "artifactBucketArn": artifacts.bucket_arn,
+        "artifactKmsKeyArn": artifacts.kms_key_arn,
+        "trainingRoleArn": training.role_arn,
+        "trackingServerRoleArn": server.role_arn,
+        "databaseAddress": database.address,
+        "databasePort": database.port,
+        "databaseName": database.database_name,
+        "databaseMasterUsername": database.master_username,
+        "databaseMasterPassword": database.master_password,
+        "databaseMaxConnections": database.max_connections,
+        "databaseSecurityGroupId": database.security_group_id,
+        "alarmTopicArn": monitoring.topic_arn,
+        "dashboardName": monitoring.dashboard_name,
+    }
+
+
+def _kubernetes_side(
+    config: StackConfig,
+    facts: ClusterFacts,
+    base: str,
+    tags: dict[str, str],
+    aws_side: _AwsSide,
+) -> dict[str, pulumi.Input[object]]:
+    """Everything that talks to the Kubernetes API: the provider, the ingress path, the tracking
+    server, its metrics and gc, and the tracking host's DNS record (it waits for the Ingress).
+    Left out when ``mlflow-platform:kubernetes`` is false (first phase of a first deployment)."""
+    artifacts, database, training, server = aws_side.artifacts, aws_side.database, aws_side.training, aws_side.server
+    region = config.cluster.region
     kubernetes = kubernetes_provider(f"{base}-kubernetes", facts, region)
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": kubernetes})
     ingress = _ingress_path(config, facts, base, tags, on_cluster)
@@ -181,27 +258,12 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         },
         opts=after_server,
     )
-    monitoring = Monitoring(
-        f"{base}-monitoring",
-        {
-            "settings": config.monitoring,
-            "database": config.database,
-            "server": config.server,
-            "database_instance_identifier": database.instance.identifier,
-            "ingress_class": config.server.ingress.class_name,
-            "namespace": config.server.namespace,
-            "region": region,
-            "tags": tags,
-        },
-    )
-    cluster_outputs: dict[str, pulumi.Input[object]] = {
-        "clusterMode": config.cluster.mode,
-        "clusterName": facts.name,
-        "clusterEndpoint": facts.endpoint,
-        "kubeconfig": kubeconfig(facts, region),
-        "oidcProviderArn": facts.oidc_provider_arn,
-        "vpcId": facts.vpc_id,
-        "privateSubnetIds": list(facts.private_subnet_ids),
+    outputs: dict[str, pulumi.Input[object]] = {
+        "trackingUrl": tracking.tracking_url,
+        "trackingNamespace": tracking.namespace,
+        "trackingAdminUsername": tracking.admin_username,
+        "trackingAdminPassword": tracking.admin_password,
+        "migrationJobName": tracking.migration_job_name,
     }
     if ingress is not None:
         record = TrackingHostRecord(
@@ -212,30 +274,7 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
                 "load_balancer_hostname": tracking.ingress.status.apply(load_balancer_hostname),
             },
         )
-        cluster_outputs["trackingHostRecord"] = record.fqdn
+        outputs["trackingHostRecord"] = record.fqdn
         if ingress.certificate_arn is not None:
-            cluster_outputs["trackingCertificateArn"] = ingress.certificate_arn
-    return {
-        **cluster_outputs,
-        "trackingUrl": tracking.tracking_url,
-        "trackingNamespace": tracking.namespace,
-        "trackingAdminUsername": tracking.admin_username,
-        "trackingAdminPassword": tracking.admin_password,
-        "migrationJobName": tracking.migration_job_name,
-        "artifactAccessMode": config.artifacts.access_mode,
-        "artifactRoot": artifacts.artifact_root,
-        "artifactBucketName": artifacts.bucket_name,
-        "artifactBucketArn": artifacts.bucket_arn,
-        "artifactKmsKeyArn": artifacts.kms_key_arn,
-        "trainingRoleArn": training.role_arn,
-        "trackingServerRoleArn": server.role_arn,
-        "databaseAddress": database.address,
-        "databasePort": database.port,
-        "databaseName": database.database_name,
-        "databaseMasterUsername": database.master_username,
-        "databaseMasterPassword": database.master_password,
-        "databaseMaxConnections": database.max_connections,
-        "databaseSecurityGroupId": database.security_group_id,
-        "alarmTopicArn": monitoring.topic_arn,
-        "dashboardName": monitoring.dashboard_name,
-    }
+            outputs["trackingCertificateArn"] = ingress.certificate_arn
+    return outputs

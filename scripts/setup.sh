@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(postgresql pgbouncer nginx openssl ca-certificates python3-venv)
+APT_PACKAGES+=(curl jq)  # .github/scripts (smoke check, first-deploy phase) and their tests in tests/ops
 # WITH_TEST_TOOLS=1 (make test): the browser test needs a Chromium and NSS tools (to trust the
 # local CA in a test profile), and the manifest and Terraform-plan scans need checkov. `make up` needs neither.
 # Debian ships `chromium`; Ubuntu only a snap stub, so an existing Chrome/Chromium is used there.

@@ -21,6 +21,7 @@ from rendering.pools import CapacityInputs, PoolSizingError, plan_pools
 from rendering.postgres import PostgresTuning, max_connections_for
 from rendering.units import GIB
 
+from . import cluster_access
 from .errors import MISSING, ConfigError, ConfigProblem
 from .namespaces import PROJECT, did_you_mean, namespace_problems
 from .schema import (
@@ -54,6 +55,7 @@ SECTIONS = (
     "tags",
     "monitoring",
     "garbageCollection",
+    "kubernetes",
 )
 
 T = TypeVar("T")
@@ -120,6 +122,7 @@ _CREATE_NETWORK_KEYS = (
     "availabilityZones",
     "natGateways",
     "flowLogRetentionDays",
+    "transitGatewayId",
 )
 _REUSE_CLUSTER_KEYS = ("oidcProviderArn", "endpoint", "certificateAuthorityData")
 _CREATE_CLUSTER_KEYS = (
@@ -133,6 +136,7 @@ _CREATE_CLUSTER_KEYS = (
     "hostedZoneId",
     "acmeEmail",
     "acmeServer",
+    *cluster_access.DEPLOYER_KEYS,
 )
 _PG_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
@@ -339,6 +343,7 @@ def _network_to_create(section: _Section) -> NetworkConfig:
         availability_zones=zones,
         nat_gateways=cast(Any, section.choice("natGateways", d.nat_gateways, ("single", "perAz"))),
         flow_log_retention_days=_log_retention(section, "flowLogRetentionDays", d.flow_log_retention_days),
+        transit_gateway_id=cluster_access.transit_gateway_id(section),
     )
 
 
@@ -521,27 +526,7 @@ def _public_access_cidrs(section: _Section) -> tuple[str, ...]:
         f"a list of operators' IPv4 CIDRs, each at most a /{_MIN_PUBLIC_PREFIX} and never 0.0.0.0/0 "
         "(an empty list disables the public endpoint)"
     )
-    found, value = section._get("publicAccessCidrs", (), False, expected)
-    if not found:
-        return ()
-    if not isinstance(value, list):
-        section.problem("publicAccessCidrs", value, expected)
-        return ()
-    bad: list[object] = []
-    for item in value:
-        try:
-            network = ipaddress.IPv4Network(item, strict=True) if isinstance(item, str) else None
-        except ValueError:
-            network = None
-        if network is None or network.prefixlen < _MIN_PUBLIC_PREFIX:
-            bad.append(item)
-    if bad:
-        section.problem("publicAccessCidrs", value, f"{expected}; refused: {bad!r}")
-        return ()
-    if len(set(value)) != len(value):
-        section.problem("publicAccessCidrs", value, f"{expected}, without duplicates")
-        return ()
-    return tuple(value)
+    return cluster_access.cidr_list(section, "publicAccessCidrs", expected, lambda _network: _MIN_PUBLIC_PREFIX)
 
 
 def _addon_versions(section: _Section) -> dict[str, str]:
@@ -619,6 +604,14 @@ def _cluster_to_create(section: _Section, name: str, region: str) -> ClusterConf
         acme_email=section.string("acmeEmail", "", pattern=_EMAIL, expected="an e-mail address for Let's Encrypt"),
         acme_server=section.string(
             "acmeServer", LETS_ENCRYPT, pattern=_HTTPS_URL, expected="an ACME directory URL (https://…)"
+        ),
+        deployer_cidrs=cluster_access.deployer_cidrs(section),
+        deployer_security_group_ids=cluster_access.deployer_security_group_ids(section),
+        preview_role_arns=cluster_access.role_arns(
+            section, "previewRoleArns", "of pull-request previews (read-only access entry, no Secrets)"
+        ),
+        drift_role_arns=cluster_access.role_arns(
+            section, "driftRoleArns", "of drift checks (read-only access entry, Secrets included)"
         ),
     )
 
@@ -919,7 +912,7 @@ def load_stack_config(
     sections = {
         name: _Section(name, values.get(name), problems, required=name == "cluster")
         for name in SECTIONS
-        if name != "tags"
+        if name not in ("tags", "kubernetes")
     }
     cluster = _cluster(sections["cluster"])
     mode = cluster.mode if sections["cluster"].raw.get("mode") in ("create", "reuse") else None
@@ -934,9 +927,11 @@ def load_stack_config(
         tags=_tags(values.get("tags"), problems),
         monitoring=_monitoring(sections["monitoring"]),
         garbage_collection=_garbage_collection(sections["garbageCollection"]),
+        kubernetes=cluster_access.kubernetes_switch(values.get("kubernetes"), problems),
     )
     if mode is not None:
         _check_cluster_mode(config, values, problems)
+        cluster_access.check_cluster_access(config, problems)
     _check_replication(config, problems)
     for section in sections.values():
         section.reject_unknown()

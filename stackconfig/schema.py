@@ -38,6 +38,9 @@ class NetworkConfig:
     """``perAz``: one NAT gateway per AZ (an AZ outage does not cut the others' egress);
     ``single``: one for the whole VPC (cheaper, for throwaway stacks)."""
     flow_log_retention_days: int = 90
+    transit_gateway_id: str = ""
+    """Mode create: a transit gateway the created VPC attaches to (private subnets), with a route
+    back to each RFC 1918 ``cluster.deployerCidrs`` network; empty: no attachment."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,19 @@ class ClusterConfig:
     acme_email: str = ""
     """Let's Encrypt account e-mail for the cert-manager ClusterIssuer (nginx)."""
     acme_server: str = LETS_ENCRYPT
+    deployer_cidrs: tuple[str, ...] = ()
+    """The network ``pulumi`` runs from (CI runners, VPN): an HTTPS rule on the cluster security
+    group for each, and the publicly routable ones on the public endpoint's allow list when it is
+    on (docs/cluster.md, "First deployment")."""
+    deployer_security_group_ids: tuple[str, ...] = ()
+    """Security groups of the deployer's machines (a peered VPC or one reached through the transit
+    gateway): an HTTPS rule on the cluster security group for each."""
+    preview_role_arns: tuple[str, ...] = ()
+    """Roles of pull-request previews: an access entry with AmazonEKSViewPolicy (no Secrets, no
+    writes; SSA dry runs they may not make fall back to input diffs)."""
+    drift_role_arns: tuple[str, ...] = ()
+    """Roles of the nightly ``preview --refresh``: an access entry with AmazonEKSAdminViewPolicy
+    (read everything, Secrets included: refresh reads every object the stack owns; no writes)."""
 
     @property
     def creates(self) -> bool:
@@ -267,3 +283,8 @@ class StackConfig:
     tags: dict[str, str] = field(default_factory=dict)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     garbage_collection: GarbageCollectionConfig = field(default_factory=GarbageCollectionConfig)
+    kubernetes: bool = True
+    """``mlflow-platform:kubernetes``. False only for the first phase of a first deployment
+    (``pulumi up --config mlflow-platform:kubernetes=false``): AWS resources only, before the
+    deployer can reach the new cluster's API. On a deployed stack it would delete the tracking
+    server; the stack files never set it (docs/cluster.md)."""

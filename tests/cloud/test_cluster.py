@@ -108,7 +108,8 @@ def test_dev_api_endpoint_is_public_only_to_the_listed_cidrs():
     vpc = cluster("dev")["vpcConfig"]
     assert vpc["endpointPrivateAccess"] is True
     assert vpc["endpointPublicAccess"] is True
-    assert vpc["publicAccessCidrs"] == ["203.0.113.0/24"]
+    # The operators' range, then the CI runners' egress address (cluster.deployerCidrs).
+    assert vpc["publicAccessCidrs"] == ["203.0.113.0/24", "198.51.100.10/32"]
 
 
 def test_prod_api_endpoint_is_private_only():
@@ -133,9 +134,11 @@ def test_access_is_through_explicit_access_entries_only(stack: str):
     assert inputs["accessConfig"] == {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False}
     account = "111111111111" if stack == "dev" else "222222222222"
     admin = f"arn:aws:iam::{account}:role/mlflow-platform-deploy-{stack}"
-    (entry,) = mocks.of_type("aws:eks/accessEntry:AccessEntry")
+    # The deploy role is the only cluster-admin (preview and drift roles: tests/cloud/test_first_deploy.py).
+    (entry,) = [e for e in mocks.of_type("aws:eks/accessEntry:AccessEntry") if "-admin-" in e.name]
     assert entry.inputs["principalArn"] == admin and entry.inputs["type"] == "STANDARD"
-    (association,) = mocks.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    associations = mocks.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    (association,) = [a for a in associations if a.inputs["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")]
     assert association.inputs["principalArn"] == admin
     assert association.inputs["policyArn"] == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
     assert association.inputs["accessScope"] == {"type": "cluster"}

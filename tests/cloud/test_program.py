@@ -129,7 +129,9 @@ def test_database_admits_only_the_clusters_security_group(stack: str):
     configured groups, nothing else."""
     created, _, _ = captured_program(stack, "create")
     cluster = created.one("aws:eks/cluster:Cluster")
-    rules = created.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    rules = [
+        r for r in created.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") if "-db-" in r.name
+    ]
     assert [r.inputs["referencedSecurityGroupId"] for r in rules] == ["sg-0c1a5e7e55ec0123f"]
     assert (
         cluster.inputs["vpcConfig"]["subnetIds"] == created.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"]

@@ -62,6 +62,12 @@ def _set(key: str, field_name: str, value: object) -> Callable[[dict[str, Any]],
     return mutate
 
 
+def _private_endpoint_without_deployer(config: dict[str, Any]) -> None:
+    """Issue 17: nobody could reach the API of the cluster this stack creates."""
+    _set("cluster", "publicAccessCidrs", [])(config)
+    config["mlflow-platform:cluster"].pop("deployerCidrs")
+
+
 def _stack_case(id: str, mutate: Callable[[dict[str, Any]], None], *fragments: str) -> Case:
     return Case(
         f"stack-{id}",
@@ -132,6 +138,12 @@ CASES: list[Case] = [
         lambda config: config.update({"aws:region": "eu-west-1"}),
         "mlflow-platform:cluster.region: got 'us-east-1'",
         "the stack's aws:region ('eu-west-1')",
+    ),
+    _stack_case(
+        "unreachable-api",
+        _private_endpoint_without_deployer,
+        "mlflow-platform:cluster.deployerCidrs: got <missing>",
+        "mlflow-platform:cluster.publicAccessCidrs (private API endpoint only)",
     ),
     Case("stack-missing-file", ("-m", "stackconfig", "check", "{tmp}/Pulumi.nope.yaml"), ("no such file",), 2),
     Case(

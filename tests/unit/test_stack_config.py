@@ -47,6 +47,8 @@ def test_defaults_are_the_secure_choice():
         "cluster": {key: dev["cluster"][key] for key in ("mode", "name", "adminRoleArns", "hostedZoneId", "acmeEmail")},
         "server": {key: dev["server"][key] for key in ("image", "host", "ingress")},
     }
+    # A private-only endpoint (the default) needs the deployer's network named (issue 17).
+    minimal["cluster"]["deployerSecurityGroupIds"] = ["sg-0123456789abcdef0"]
     config = load_stack_config(minimal)
     cluster, network = config.cluster, config.network
     assert cluster.public_access_cidrs == () and cluster.deletion_protection
