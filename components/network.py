@@ -19,8 +19,8 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from stackconfig import PROJECT
 from rendering.cluster_access import connected_deployer_cidrs
+from stackconfig import PROJECT
 from stackconfig.schema import NetworkConfig
 
 
