@@ -28,6 +28,8 @@ import pulumi_aws as aws
 
 from components.kms import rotating_key
 from rendering import iam
+from rendering.key_policies import cluster_secrets_key_policy
+from rendering.log_groups import eks_log_group
 from stackconfig.schema import ClusterConfig
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -79,6 +81,10 @@ class ClusterArgs(TypedDict):
     vpc_id: pulumi.Input[str]
     private_subnet_ids: Sequence[pulumi.Input[str]]
     tags: NotRequired[dict[str, str]]
+    key_administrators: pulumi.Input[Sequence[str]]
+    """Administrators of the Secrets key (``infra.keys``)."""
+    log_kms_key_arn: NotRequired[pulumi.Input[str] | None]
+    """The customer key of the control-plane log group (``components.kms.LogsKey``)."""
 
 
 class Cluster(pulumi.ComponentResource):
@@ -100,22 +106,31 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
 
-        self.secrets_key = rotating_key(
-            f"{name}-secrets-key", f"{settings.name}: envelope encryption of Kubernetes Secrets", tags, child
-        )
-        # Created before the cluster so that EKS finds it and keeps logs only this long.
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/eks/{settings.name}/cluster",
-            retention_in_days=settings.log_retention_days,
-            tags=tags,
-            opts=child,
-        )
         self.cluster_role = aws.iam.Role(
             f"{name}-role",
             description=f"EKS control plane of {settings.name}",
             # As AWS documents the cluster role's trust (TagSession: session tags for the control plane).
             assume_role_policy=service_trust_policy("eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
+            tags=tags,
+            opts=child,
+        )
+        # The key's policy names the cluster role as its user, so the role comes first.
+        self.secrets_key = rotating_key(
+            f"{name}-secrets-key",
+            f"{settings.name}: envelope encryption of Kubernetes Secrets",
+            tags,
+            child,
+            policy=pulumi.Output.all(args["key_administrators"], self.cluster_role.arn).apply(
+                lambda values: json.dumps(cluster_secrets_key_policy(values[0], values[1]))
+            ),
+        )
+        # Created before the cluster so that EKS finds it and keeps logs only this long, encrypted
+        # with the stack's logs key (whose policy admits CloudWatch Logs for this group).
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=eks_log_group(settings.name),
+            retention_in_days=settings.log_retention_days,
+            kms_key_id=args.get("log_kms_key_arn"),
             tags=tags,
             opts=child,
         )

@@ -16,6 +16,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from rendering.log_groups import flow_log_group
 from stackconfig.schema import NetworkConfig
 
 
@@ -48,6 +49,8 @@ class NetworkArgs(TypedDict):
     """Tags subnets for the cluster's load balancers (``kubernetes.io/cluster/<name>``)."""
     region: str
     tags: NotRequired[dict[str, str]]
+    log_kms_key_arn: NotRequired[pulumi.Input[str] | None]
+    """The customer key of the flow-log group (``components.kms.LogsKey``)."""
 
 
 def _pick_zone(names: Sequence[str], index: int, wanted: int) -> str:
@@ -193,7 +196,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
-        self._flow_logs(name, settings, tags)
+        self._flow_logs(name, args, tags)
 
         self.vpc_id = self.vpc.id
         self.private_subnet_ids = [subnet.id for subnet in self.private_subnets]
@@ -207,17 +210,21 @@ class Network(pulumi.ComponentResource):
             }
         )
 
-    def _flow_logs(self, name: str, settings: NetworkConfig, tags: dict[str, str]) -> None:
-        """All traffic of the VPC to CloudWatch Logs (FSBP EC2.6), kept ``flowLogRetentionDays``."""
+    def _flow_logs(self, name: str, args: NetworkArgs, tags: dict[str, str]) -> None:
+        """All traffic of the VPC to CloudWatch Logs (FSBP EC2.6), kept ``flowLogRetentionDays``,
+        encrypted with the stack's logs key."""
+        settings = args["settings"]
         child = pulumi.ResourceOptions(parent=self)
         self.flow_log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
-            name=f"/aws/vpc/{name}/flow-logs",
+            name=flow_log_group(name),
             retention_in_days=settings.flow_log_retention_days,
+            kms_key_id=args.get("log_kms_key_arn"),
             tags=tags,
             opts=child,
         )
-        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
         role = aws.iam.Role(
             f"{name}-flow-logs",
             description="VPC flow logs delivery to CloudWatch Logs",
@@ -237,6 +244,7 @@ class Network(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        partition = aws.get_partition_output(opts=invoke).partition
         aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=role.id,
@@ -248,7 +256,21 @@ class Network(pulumi.ComponentResource):
                             "Effect": "Allow",
                             "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
                             "Resource": [self.flow_log_group.arn, pulumi.Output.concat(self.flow_log_group.arn, ":*")],
-                        }
+                        },
+                        # The one action of AWS's documented flow-logs role policy the delivery into
+                        # our pre-created group still lacked (CreateLogGroup is not needed: the group
+                        # exists). VPC user guide, "IAM role for publishing flow logs to CloudWatch
+                        # Logs": CreateLogGroup, CreateLogStream, PutLogEvents, DescribeLogGroups,
+                        # DescribeLogStreams. DescribeLogGroups lists groups, so it is granted on the
+                        # account's groups in this region, not on one group.
+                        {
+                            "Sid": "DescribeLogGroups",
+                            "Effect": "Allow",
+                            "Action": "logs:DescribeLogGroups",
+                            "Resource": pulumi.Output.concat(
+                                "arn:", partition, ":logs:", args["region"], ":", account, ":log-group:*"
+                            ),
+                        },
                     ],
                 }
             ),

@@ -34,7 +34,15 @@ class ClusterFacts:
     cluster: Cluster | None = None
 
 
-def cluster_facts(config: StackConfig, base: str, tags: dict[str, str]) -> ClusterFacts:
+def cluster_facts(
+    config: StackConfig,
+    base: str,
+    tags: dict[str, str],
+    key_administrators: pulumi.Input[Sequence[str]] = (),
+    log_kms_key_arn: pulumi.Input[str] | None = None,
+) -> ClusterFacts:
+    """``key_administrators`` and ``log_kms_key_arn`` (``infra.keys``, ``components.kms.LogsKey``):
+    the Secrets key's administrators and the key of the control-plane and flow-log groups."""
     settings = config.cluster
     if not settings.creates:
         return ClusterFacts(
@@ -49,7 +57,13 @@ def cluster_facts(config: StackConfig, base: str, tags: dict[str, str]) -> Clust
         )
     network = Network(
         f"{base}-network",
-        {"settings": config.network, "cluster_name": settings.name, "region": settings.region, "tags": tags},
+        {
+            "settings": config.network,
+            "cluster_name": settings.name,
+            "region": settings.region,
+            "tags": tags,
+            "log_kms_key_arn": log_kms_key_arn,
+        },
     )
     cluster = Cluster(
         f"{base}-cluster",
@@ -58,6 +72,8 @@ def cluster_facts(config: StackConfig, base: str, tags: dict[str, str]) -> Clust
             "vpc_id": network.vpc_id,
             "private_subnet_ids": network.private_subnet_ids,
             "tags": tags,
+            "key_administrators": key_administrators,
+            "log_kms_key_arn": log_kms_key_arn,
         },
     )
     return ClusterFacts(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 
 from components.access import ArtifactGrant, TrackingServerAccess, TrainingJobAccess
@@ -9,11 +11,15 @@ from components.artifact_store import ArtifactStore
 from components.cluster_addons import ClusterIngress, TrackingHostRecord, load_balancer_hostname
 from components.database import TrackingDatabase
 from components.garbage_collection import GarbageCollection
+from components.kms import KeyPolicy, LogsKey
 from components.metrics import TrackingServerMetrics
 from components.monitoring import Monitoring
 from components.tracking_server import TrackingServer, TrackingServerArgs
 from infra.cluster import ClusterFacts, cluster_facts, kubeconfig, kubernetes_provider
 from infra.config_source import read_stack_config
+from infra.keys import key_administrators, stack_log_groups
+from rendering.key_policies import artifact_key_policy
+from rendering.log_groups import rds_instance_identifier
 from rendering.versions import image_mlflow_version, mlflow_version
 from stackconfig import PROJECT, StackConfig
 
@@ -76,6 +82,32 @@ def _ingress_path(
     )
 
 
+def _restrict_artifact_key(
+    config: StackConfig,
+    base: str,
+    artifacts: ArtifactStore,
+    administrators: pulumi.Output[list[str]],
+    training: TrainingJobAccess,
+    server: TrackingServerAccess,
+) -> None:
+    """The artifact key's policy: its users are the roles that touch artifacts (the training role
+    only in ``direct`` mode), created after the key because their policies name it."""
+    if artifacts.kms_key is None:
+        return
+    users: list[pulumi.Output[str]] = [server.role_arn]
+    if config.artifacts.access_mode == "direct":
+        users.insert(0, training.role_arn)
+    KeyPolicy(
+        f"{base}-artifacts-key",
+        {
+            "key_id": artifacts.kms_key.key_id,
+            "policy": pulumi.Output.all(administrators, *users).apply(
+                lambda values: json.dumps(artifact_key_policy(values[0], values[1:]))
+            ),
+        },
+    )
+
+
 def build_stack() -> dict[str, pulumi.Input[object]]:
     config = read_stack_config()
     _check_region(config)
@@ -83,17 +115,32 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
     stack = pulumi.get_stack()
     tags = {"project": "mlflow-platform", "stack": stack, **config.tags}
     base = f"mlflow-{stack}"
-    facts = cluster_facts(config, base, tags)
+    database_name = f"{base}-db"
+    region = config.cluster.region
+    administrators = key_administrators(config)
+    logs_key = LogsKey(
+        f"{base}-logs",
+        {
+            "administrators": administrators,
+            "region": region,
+            "log_groups": stack_log_groups(config, base, rds_instance_identifier(database_name)),
+            "tags": tags,
+        },
+    )
+    facts = cluster_facts(config, base, tags, administrators, logs_key.key_arn)
 
     artifacts = ArtifactStore(f"{base}-artifacts", {"settings": config.artifacts, "tags": tags})
     database = TrackingDatabase(
-        f"{base}-db",
+        database_name,
         {
             "settings": config.database,
             "vpc_id": facts.vpc_id,
             "subnet_ids": facts.private_subnet_ids,
             "client_security_group_ids": facts.database_client_security_group_ids,
             "tags": tags,
+            "region": region,
+            "key_administrators": administrators,
+            "log_kms_key_arn": logs_key.key_arn,
         },
     )
     grant = ArtifactGrant(
@@ -126,7 +173,7 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
             "tags": tags,
         },
     )
-    region = config.cluster.region
+    _restrict_artifact_key(config, base, artifacts, administrators, training, server)
     kubernetes = kubernetes_provider(f"{base}-kubernetes", facts, region)
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": kubernetes})
     ingress = _ingress_path(config, facts, base, tags, on_cluster)

@@ -21,6 +21,7 @@ from rendering.pools import CapacityInputs, PoolSizingError, plan_pools
 from rendering.postgres import PostgresTuning, max_connections_for
 from rendering.units import GIB
 
+from . import security_keys
 from .errors import MISSING, ConfigError, ConfigProblem
 from .schema import (
     EKS_ADDONS,
@@ -54,6 +55,7 @@ SECTIONS = (
     "tags",
     "monitoring",
     "garbageCollection",
+    "kms",
 )
 
 T = TypeVar("T")
@@ -424,6 +426,7 @@ def _database(section: _Section) -> DatabaseConfig:
             "databaseName", d.database_name, pattern=_PG_IDENTIFIER, expected="a lowercase PostgreSQL identifier"
         ),
         master_username=master_username,
+        log_retention_days=_log_retention(section, "logRetentionDays", d.log_retention_days),
     )
 
 
@@ -629,13 +632,14 @@ def _principal(section: _Section) -> Callable[[str, Mapping[str, Any]], ExtraPri
     def parse(key: str, item: Mapping[str, Any]) -> ExtraPrincipal | None:
         kind, identifier = item.get("type"), item.get("identifier")
         if kind == "Service" and isinstance(identifier, str) and _SERVICE_PRINCIPAL.match(identifier):
-            return ExtraPrincipal("Service", identifier)
-        if kind == "AWS" and isinstance(identifier, str) and _ROLE_ARN.match(identifier):
+            source_arn = security_keys.service_source_arn(section, key, identifier, item)
+            return ExtraPrincipal("Service", identifier, source_arn) if source_arn else None
+        if kind == "AWS" and isinstance(identifier, str) and _ROLE_ARN.match(identifier) and "sourceArn" not in item:
             return ExtraPrincipal("AWS", identifier)
         section.problem(
             key,
             dict(item),
-            "{type: Service, identifier: <service>.amazonaws.com} or "
+            "{type: Service, identifier: <service>.amazonaws.com, sourceArn: <ARN pattern>} or "
             "{type: AWS, identifier: <role/user ARN or 12-digit account>}; never '*'",
         )
         return None
@@ -909,6 +913,7 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
         tags=_tags(values.get("tags"), problems),
         monitoring=_monitoring(sections["monitoring"]),
         garbage_collection=_garbage_collection(sections["garbageCollection"]),
+        kms=security_keys.kms(sections["kms"]),
     )
     if mode is not None:
         _check_cluster_mode(config, values, problems)

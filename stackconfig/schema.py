@@ -59,6 +59,9 @@ class DatabaseConfig:
     idle_in_transaction_session_timeout_ms: int = 60_000
     database_name: str = "mlflow"
     master_username: str = "mlflow_admin"
+    log_retention_days: int = 90
+    """Retention of the log groups the instance exports to (the stack creates them, so they do
+    not default to RDS's never-expiring ones)."""
 
     @property
     def engine_major(self) -> int:
@@ -149,6 +152,10 @@ class ExtraPrincipal:
 
     type: Literal["Service", "AWS"]
     identifier: str
+    source_arn: str = ""
+    """Service principals: the ``aws:SourceArn`` pattern the service may assume the role for (e.g.
+    ``arn:aws:sagemaker:us-east-1:<account>:training-job/mlflow-*``), so that no other job or
+    resource of the service in the account can (the confused-deputy guard beyond the account)."""
 
 
 @dataclass(frozen=True)
@@ -253,6 +260,16 @@ class RotationConfig:
 
 
 @dataclass(frozen=True)
+class KmsConfig:
+    """Who administers the stack's customer KMS keys (artifacts, database, EKS Secrets, logs)."""
+
+    administrator_arns: tuple[str, ...] = ()
+    """IAM roles/users that manage (never use) the keys; empty: the principal running ``pulumi up``.
+    The deploying principal is always added when it is not listed: KMS refuses a key policy that
+    would lock out the principal setting it."""
+
+
+@dataclass(frozen=True)
 class StackConfig:
     cluster: ClusterConfig
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -264,3 +281,4 @@ class StackConfig:
     tags: dict[str, str] = field(default_factory=dict)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     garbage_collection: GarbageCollectionConfig = field(default_factory=GarbageCollectionConfig)
+    kms: KmsConfig = field(default_factory=KmsConfig)

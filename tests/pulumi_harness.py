@@ -73,6 +73,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     """Every invoke the program made, with its arguments."""
     urns: list[str] = field(default_factory=list)
     """URNs of everything registered; a child's URN encodes its parent's type."""
+    dependencies: dict[str, list[str]] = field(default_factory=dict)
+    """Resource name -> URNs it depends on (``depends_on`` and inputs), as the engine is told."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources.append(Recorded(args.typ, args.name, unwrap(args.inputs), dict(args.inputs), args.provider))
@@ -149,6 +151,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "userId": "AIDA",
                 "id": ACCOUNT_ID,
             }
+        if args.token == "aws:iam/getSessionContext:getSessionContext":
+            # The caller above is an IAM user: its session's issuer is itself.
+            return {"arn": args.args["arn"], "issuerArn": args.args["arn"], "id": args.args["arn"]}
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return {"names": list(ZONES), "zoneIds": ["use1-az1", "use1-az2", "use1-az4"], "id": REGION}
         if args.token == "aws:index/getPartition:getPartition":
@@ -165,6 +170,18 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return matches[0]
 
 
+class _DependencyRecordingMonitor(MockMonitor):
+    """The mock monitor, also recording each registration's dependencies."""
+
+    def __init__(self, mocks: RecordingMocks):
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.recording.dependencies[request.name] = sorted(request.dependencies)
+        return super().RegisterResource(request)
+
+
 def run_mocked(
     build: Callable[[], Mapping[str, Any]],
     *,
@@ -174,7 +191,7 @@ def run_mocked(
     """Run ``build`` (which creates resources and returns outputs) with fresh mocks; return the
     recorded resources, the resolved outputs, and which outputs are secret."""
     mocks = RecordingMocks()
-    monitor = MockMonitor(mocks)
+    monitor = _DependencyRecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config or {}))
     resolved: dict[str, Any] = {}

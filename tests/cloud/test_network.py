@@ -147,9 +147,16 @@ def test_all_vpc_traffic_is_flow_logged_for_the_configured_time():
     assert statement["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
     assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
     policy = json.loads(mocks.one("aws:iam/rolePolicy:RolePolicy", "net-flow-logs").inputs["policy"])
-    (grant,) = policy["Statement"]
+    grant, describe = policy["Statement"]
     assert all(r.startswith(flow["logDestination"]) for r in grant["Resource"])
     assert not any(a.endswith("*") for a in grant["Action"])
+    # The one action AWS's documented flow-logs role has and delivery into our group lacked.
+    assert describe == {
+        "Sid": "DescribeLogGroups",
+        "Effect": "Allow",
+        "Action": "logs:DescribeLogGroups",
+        "Resource": f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:log-group:*",
+    }
 
 
 @pytest.mark.parametrize(("stack", "zones", "nats"), [("dev", 2, 1), ("prod", 3, 3)])

@@ -20,6 +20,8 @@ MODES = ["create", "reuse"]
 SERVER_SIDE = [
     "mlflow:index:ArtifactStore",
     "mlflow:index:GarbageCollection",
+    "mlflow:index:KeyPolicy",
+    "mlflow:index:LogsKey",
     "mlflow:index:Monitoring",
     "mlflow:index:TrackingDatabase",
     "mlflow:index:TrackingServer",
@@ -86,10 +88,13 @@ def test_dev_and_prod_differ_as_their_files_say():
     }
     assert params["shared_buffers"] == "524288" and params["max_connections"] == "400"
     assert prod_out["databaseMaxConnections"] == 400
-    # SageMaker may assume prod's training role, only for this account.
+    # SageMaker may assume prod's training role, only for this account's mlflow-* training jobs.
     trust = json.loads(prod_mocks.one("aws:iam/role:Role", "training-role").inputs["assumeRolePolicy"])
     sagemaker = [s for s in trust["Statement"] if s["Principal"] == {"Service": "sagemaker.amazonaws.com"}]
-    assert sagemaker and sagemaker[0]["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    assert sagemaker and sagemaker[0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:sagemaker:us-east-1:222222222222:training-job/mlflow-*"},
+    }
 
 
 def test_proxied_mode_switch_reaches_iam():
