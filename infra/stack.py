@@ -9,6 +9,7 @@ import pulumi
 from components.access import ArtifactGrant, TrackingServerAccess, TrainingJobAccess
 from components.artifact_store import ArtifactStore
 from components.cluster_addons import ClusterIngress, TrackingHostRecord, load_balancer_hostname
+from components.cluster_monitoring import ClusterMonitoring
 from components.database import TrackingDatabase
 from components.garbage_collection import GarbageCollection
 from components.kms import KeyPolicy, LogsKey
@@ -20,6 +21,7 @@ from infra.config_source import read_stack_config
 from infra.keys import key_administrators, stack_log_groups
 from rendering.key_policies import artifact_key_policy
 from rendering.log_groups import rds_instance_identifier
+from rendering.prometheus_stack import service_monitor_labels
 from rendering.versions import image_mlflow_version, mlflow_version
 from stackconfig import PROJECT, StackConfig
 
@@ -106,6 +108,14 @@ def _restrict_artifact_key(
             ),
         },
     )
+
+
+def _prometheus_operator(config: StackConfig, base: str, opts: pulumi.ResourceOptions) -> ClusterMonitoring | None:
+    """Created cluster with ``monitoring.prometheusOperator``: install kube-prometheus-stack (its
+    CRDs and a Prometheus). Reused: the operator is taken as given."""
+    if not (config.cluster.creates and config.monitoring.prometheus_operator):
+        return None
+    return ClusterMonitoring(f"{base}-cluster-monitoring", {"namespace": config.server.monitoring_namespace}, opts=opts)
 
 
 def build_stack() -> dict[str, pulumi.Input[object]]:
@@ -206,6 +216,7 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         opts=pulumi.ResourceOptions(providers={"kubernetes": kubernetes}, depends_on=[ingress] if ingress else []),
     )
     after_server = pulumi.ResourceOptions(providers={"kubernetes": kubernetes}, depends_on=[tracking])
+    prometheus = _prometheus_operator(config, base, on_cluster)
     TrackingServerMetrics(
         f"{base}-metrics",
         {
@@ -214,6 +225,10 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
             "server_labels": tracking.server_labels,
             "admin_username": tracking.admin_username,
             "admin_password": tracking.admin_password,
+            "service_monitor_labels": (
+                service_monitor_labels() if prometheus else dict(config.monitoring.service_monitor_labels)
+            ),
+            **({"service_monitor_crds": prometheus.release} if prometheus else {}),
         },
         opts=after_server,
     )

@@ -21,7 +21,7 @@ from rendering.pools import CapacityInputs, PoolSizingError, plan_pools
 from rendering.postgres import PostgresTuning, max_connections_for
 from rendering.units import GIB
 
-from . import security_keys
+from . import cluster_addons, security_keys
 from .errors import MISSING, ConfigError, ConfigProblem
 from .schema import (
     EKS_ADDONS,
@@ -758,6 +758,7 @@ def _monitoring(section: _Section) -> MonitoringConfig:
         alarm_emails=section.string_list(
             "alarmEmails", pattern=_EMAIL, expected="e-mail addresses for the alarm topic", min_items=0
         ),
+        service_monitor_labels=cluster_addons.service_monitor_labels(section),
     )
 
 
@@ -917,6 +918,7 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
     )
     if mode is not None:
         _check_cluster_mode(config, values, problems)
+        cluster_addons.check(config, problems)
     for section in sections.values():
         section.reject_unknown()
     if not problems:

@@ -233,6 +233,9 @@ class MonitoringConfig:
     scrape_interval_seconds: int = 30
     alarm_emails: tuple[str, ...] = ()
     """E-mail subscriptions of the alarm topic (each must confirm); empty: the topic only."""
+    service_monitor_labels: dict[str, str] = field(default_factory=dict)
+    """Reuse mode: the labels the cluster's Prometheus selects ServiceMonitors by (required with
+    ``prometheusOperator``). Create mode renders them (``rendering.prometheus_stack``)."""
 
 
 @dataclass(frozen=True)

@@ -281,6 +281,8 @@ REUSED: dict[str, dict[str, dict[str, Any]]] = {
                 "certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
             }
         },
+        # The existing cluster's Prometheus (prod sets prometheusOperator: true).
+        "monitoring": {"serviceMonitorLabels": {"prometheus": "platform"}},
     },
 }
 
@@ -293,6 +295,8 @@ def reused_values(stack: str, values: Mapping[str, Any]) -> dict[str, Any]:
     result["network"] = dict(reused["network"])
     server = result.setdefault("server", {})
     server.setdefault("ingress", {}).update(reused["server"].get("ingress", {}))
+    if "monitoring" in reused:
+        result["monitoring"] = {**result.get("monitoring", {}), **reused["monitoring"]}
     return result
 
 

@@ -19,6 +19,7 @@ from components.cluster_addons import (
     load_balancer_controller_policy,
     load_balancer_hostname,
 )
+from components.cluster_monitoring import KUBE_PROMETHEUS_STACK
 from policy import rules
 from tests.policy.harness import violations
 from tests.pulumi_harness import (
@@ -243,7 +244,7 @@ def releases(stack: str) -> dict[str, dict[str, Any]]:
 def test_helm_releases_are_pinned(stack: str):
     found = releases(stack)
     assert found
-    pins = {c.name: c for c in (AWS_LOAD_BALANCER_CONTROLLER, INGRESS_NGINX, CERT_MANAGER)}
+    pins = {c.name: c for c in (AWS_LOAD_BALANCER_CONTROLLER, INGRESS_NGINX, CERT_MANAGER, KUBE_PROMETHEUS_STACK)}
     for chart, inputs in found.items():
         assert inputs["version"] == pins[chart].version
         assert inputs["repositoryOpts"] == {"repo": pins[chart].repository}
@@ -253,7 +254,7 @@ def test_helm_releases_are_pinned(stack: str):
 
 def test_alb_path_installs_the_load_balancer_controller_with_its_irsa_role():
     mocks = _run("prod")
-    (lbc,) = releases("prod").values()
+    lbc = releases("prod")["aws-load-balancer-controller"]
     role = mocks.one(ROLE, "-ingress-lbc")
     assert_irsa_trust(role, "kube-system", "aws-load-balancer-controller")
     assert lbc["namespace"] == "kube-system"

@@ -47,7 +47,9 @@ def config_for(stack: str, mode: str) -> dict[str, str]:
 def test_stack_builds_the_whole_platform(stack: str, mode: str):
     mocks, outputs, secrets = captured_program(stack, mode)
     components = sorted(r.typ for r in mocks.resources if r.typ.startswith("mlflow:index:"))
-    assert components == sorted(SERVER_SIDE + (CLUSTER_SIDE if mode == "create" else []))
+    # kube-prometheus-stack: on a created cluster whose stack wants the Prometheus Operator (prod).
+    operator = ["mlflow:index:ClusterMonitoring"] if (mode, stack) == ("create", "prod") else []
+    assert components == sorted(SERVER_SIDE + (CLUSTER_SIDE if mode == "create" else []) + operator)
     assert outputs["clusterMode"] == mode
     assert outputs["clusterName"] == f"mlflow-{stack}"
     assert outputs["artifactRoot"] == f"s3://{outputs['artifactBucketName']}/mlflow"
@@ -173,7 +175,11 @@ def test_one_explicit_kubernetes_provider_for_every_kubernetes_resource(stack: s
     if mode == "reuse":
         assert helm == set()  # the controllers of an existing cluster are taken as given
     else:
-        assert helm == ({"ingress-nginx", "cert-manager"} if stack == "dev" else {"aws-load-balancer-controller"})
+        assert helm == (
+            {"ingress-nginx", "cert-manager"}
+            if stack == "dev"
+            else {"aws-load-balancer-controller", "kube-prometheus-stack"}
+        )
 
 
 @pytest.mark.parametrize("stack", STACKS)

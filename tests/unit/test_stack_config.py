@@ -271,6 +271,8 @@ def test_reuse_names_every_missing_fact_of_the_existing_cluster():
             "network.privateSubnetIds",
             "network.databaseClientSecurityGroupIds",
             "server.ingress.acmCertificateArn",
+            # prod wants the Prometheus Operator: an existing one's ServiceMonitor selector.
+            "monitoring.serviceMonitorLabels",
         )
     }
 
