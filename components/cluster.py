@@ -10,8 +10,8 @@ mocks the tests run, so none of the properties below could be asserted.
   the first ``pulumi up``; standard support only (no silent extended-support billing).
 - Add-ons installed explicitly (``bootstrap_self_managed_addons=False``): VPC CNI with
   network-policy enforcement on (without it NetworkPolicy objects are accepted and ignored),
-  kube-proxy, CoreDNS, EBS CSI; the CNI and EBS CSI run with their own IRSA roles, so the node
-  role carries neither.
+  kube-proxy, CoreDNS, EBS CSI, metrics-server (for the HPA); the CNI and EBS CSI run with their
+  own IRSA roles, so the node role carries neither.
 - One managed node group in the private subnets; IMDSv2 only with a hop limit of 1, so pods
   cannot borrow the node's credentials; encrypted gp3 root volumes.
 - The IAM OIDC provider for IRSA.
@@ -326,11 +326,19 @@ class Cluster(pulumi.ComponentResource):
             update_config={"max_unavailable": 1},
             launch_template={"id": self.launch_template.id, "version": self.launch_template.latest_version.apply(str)},
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_policies, self.vpc_cni, self.kube_proxy]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*node_policies, self.vpc_cni, self.kube_proxy],
+                # The cluster autoscaler moves the desired size between minSize and maxSize: not drift.
+                ignore_changes=["scalingConfig.desiredSize"],
+            ),
         )
         # These run as Deployments: they need nodes to become active.
         self.coredns = addon("coredns", after=[self.node_group])
         self.ebs_csi = addon("aws-ebs-csi-driver", role=self.ebs_csi_role, after=[self.node_group])
+        # Resource metrics for the HPA (EKS community add-on; "View resource usage with the
+        # Kubernetes Metrics Server", EKS user guide): without it the HPA never scales.
+        self.metrics_server = addon("metrics-server", after=[self.node_group])
 
         self.endpoint = self.cluster.endpoint
         self.certificate_authority_data = self.cluster.certificate_authority.apply(lambda ca: ca.data or "")

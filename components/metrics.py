@@ -33,7 +33,7 @@ class TrackingServerMetricsArgs(TypedDict):
     """The tracking server pods' labels (the Service's selector)."""
     admin_username: pulumi.Input[str]
     admin_password: pulumi.Input[str]
-    service_monitor_crds: NotRequired[pulumi.Resource]
+    service_monitor_crds: NotRequired[pulumi.Resource | None]
     """What installs the ServiceMonitor CRD on a created cluster (the kube-prometheus-stack
     release): the ServiceMonitor itself waits for it (a component's depends_on is not its children's)."""
     service_monitor_labels: NotRequired[Mapping[str, str]]
@@ -122,7 +122,7 @@ class TrackingServerMetrics(pulumi.ComponentResource):
                     depends_on=[
                         self.scrape_secret,
                         self.service,
-                        *([args["service_monitor_crds"]] if "service_monitor_crds" in args else []),
+                        *filter(None, [args.get("service_monitor_crds")]),
                     ],
                 ),
             )

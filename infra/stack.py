@@ -10,6 +10,7 @@ from components.access import ArtifactGrant, TrackingServerAccess, TrainingJobAc
 from components.artifact_store import ArtifactStore
 from components.cluster_addons import ClusterIngress, TrackingHostRecord, load_balancer_hostname
 from components.cluster_monitoring import ClusterMonitoring
+from components.cluster_scaling import ClusterAutoscaling
 from components.database import TrackingDatabase
 from components.garbage_collection import GarbageCollection
 from components.kms import KeyPolicy, LogsKey
@@ -187,6 +188,20 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
     kubernetes = kubernetes_provider(f"{base}-kubernetes", facts, region)
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": kubernetes})
     ingress = _ingress_path(config, facts, base, tags, on_cluster)
+    if config.cluster.creates:
+        # The node group grows for the HPA's pods (metrics-server is an EKS add-on of the cluster).
+        ClusterAutoscaling(
+            f"{base}-autoscaling",
+            {
+                "cluster_name": facts.name,
+                "kubernetes_version": config.cluster.kubernetes_version,
+                "region": region,
+                "oidc_provider_arn": facts.oidc_provider_arn,
+                "issuer_host_path": facts.oidc_issuer_host_path,
+                "tags": tags,
+            },
+            opts=on_cluster,
+        )
     tracking_args = TrackingServerArgs(
         settings=config.server,
         access_mode=config.artifacts.access_mode,
@@ -228,7 +243,7 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
             "service_monitor_labels": (
                 service_monitor_labels() if prometheus else dict(config.monitoring.service_monitor_labels)
             ),
-            **({"service_monitor_crds": prometheus.release} if prometheus else {}),
+            "service_monitor_crds": prometheus.release if prometheus else None,
         },
         opts=after_server,
     )

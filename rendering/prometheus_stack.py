@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rendering.node_capacity import Requests, SystemPod, cpu_millis, memory_mib
+
 RELEASE_NAME = "kube-prometheus-stack"
 
 PROMETHEUS_REQUESTS = {"cpu": "500m", "memory": "2Gi"}
@@ -51,3 +53,18 @@ def kube_prometheus_stack_values(retention_days: int = 15) -> dict[str, Any]:
             }
         },
     }
+
+
+def _requests(wanted: dict[str, str]) -> Requests:
+    return Requests(cpu_millis(wanted["cpu"]), memory_mib(wanted["memory"]))
+
+
+def prometheus_stack_pods() -> tuple[SystemPod, ...]:
+    """The release's pods as the node capacity check counts them (the requests set above)."""
+    rendered = "rendered (rendering.prometheus_stack)"
+    return (
+        SystemPod("prometheus", _requests(PROMETHEUS_REQUESTS), 1, rendered),
+        SystemPod("prometheus-operator", _requests(OPERATOR_REQUESTS), 1, rendered),
+        SystemPod("kube-state-metrics", _requests(KUBE_STATE_METRICS_REQUESTS), 1, rendered),
+        SystemPod("node-exporter", _requests(NODE_EXPORTER_REQUESTS), None, rendered),
+    )

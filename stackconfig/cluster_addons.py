@@ -1,5 +1,6 @@
 """Parsing and cross-checks of the settings that shape the cluster add-ons (issue 17, finding 6):
-the ServiceMonitor selector of a reused cluster's Prometheus.
+the ServiceMonitor selector of a reused cluster's Prometheus, and whether ``server.maxReplicas``
+pods fit on ``cluster.nodeGroup.maxSize`` nodes (``rendering.node_capacity``).
 
 Kept out of ``load.py`` (already long); ``load.py`` calls these with its ``_Section`` reader and
 problem list, so problems are reported the same way.
@@ -9,6 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from rendering import autoscaler
+from rendering.node_capacity import INSTANCE_TYPES, SystemPod, nodes_needed, server_pod_requests, system_pods
+from rendering.prometheus_stack import prometheus_stack_pods
 
 from .errors import MISSING, ConfigProblem
 from .schema import StackConfig
@@ -68,3 +73,56 @@ def check(config: StackConfig, problems: list[ConfigProblem]) -> None:
                 "ignores the tracking server's ServiceMonitor)",
             )
         )
+
+
+def stack_system_pods(config: StackConfig) -> tuple[SystemPod, ...]:
+    """Every pod a created cluster runs besides the tracking server."""
+    return system_pods(
+        ingress_class=config.server.ingress.class_name,
+        prometheus_operator=config.monitoring.prometheus_operator,
+        autoscaler=autoscaler.REQUESTS,
+        prometheus=prometheus_stack_pods(),
+    )
+
+
+def check_node_capacity(config: StackConfig, problems: list[ConfigProblem]) -> None:
+    """Created cluster: the node group at ``maxSize`` of each listed instance type holds
+    ``server.maxReplicas`` server pods at their requests next to every system pod."""
+    from .load import PROJECT  # late: load imports this module
+
+    if not config.cluster.creates:
+        return
+    nodes = config.cluster.node_group
+    unknown = [name for name in nodes.instance_types if name not in INSTANCE_TYPES]
+    if unknown:
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:cluster.nodeGroup.instanceTypes",
+                list(nodes.instance_types),
+                f"instance types whose node capacity is known ({', '.join(sorted(INSTANCE_TYPES))}); add others "
+                f"to rendering/node_capacity.py with their vCPUs, memory and ENI limits (unknown: {unknown})",
+            )
+        )
+        return
+    server = config.server
+    pod = server_pod_requests(server.cpu, server.memory)
+    system = stack_system_pods(config)
+    for name in nodes.instance_types:
+        placement = nodes_needed(INSTANCE_TYPES[name], pod, server.max_replicas, system)
+        if placement.nodes_needed is not None and placement.nodes_needed <= nodes.max_size:
+            continue
+        need = (
+            f"at least {placement.nodes_needed} nodes of {name}"
+            if placement.nodes_needed
+            else f"an instance type larger than {name} (one server pod does not fit next to the DaemonSets)"
+        )
+        problems.append(
+            ConfigProblem(
+                f"{PROJECT}:cluster.nodeGroup.maxSize",
+                nodes.max_size,
+                f"{need} to hold {PROJECT}:server.maxReplicas ({server.max_replicas}) server pods of "
+                f"{pod.cpu_millis}m CPU / {pod.memory_mib}Mi next to the system pods and DaemonSets "
+                f"(rendering/node_capacity.py), or fewer or smaller replicas",
+            )
+        )
+        return

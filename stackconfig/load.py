@@ -923,6 +923,7 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
         section.reject_unknown()
     if not problems:
         _check_capacity(config, problems)
+        cluster_addons.check_node_capacity(config, problems)
     if problems:
         raise ConfigError(problems)
     return config

@@ -80,7 +80,7 @@ class ArtifactsConfig:
     force_destroy: bool = False
 
 
-EKS_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver")
+EKS_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver", "metrics-server")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 

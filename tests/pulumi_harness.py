@@ -75,6 +75,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     """URNs of everything registered; a child's URN encodes its parent's type."""
     dependencies: dict[str, list[str]] = field(default_factory=dict)
     """Resource name -> URNs it depends on (``depends_on`` and inputs), as the engine is told."""
+    ignore_changes: dict[str, list[str]] = field(default_factory=dict)
+    """Resource name -> its ``ignore_changes`` property paths."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources.append(Recorded(args.typ, args.name, unwrap(args.inputs), dict(args.inputs), args.provider))
@@ -179,6 +181,7 @@ class _DependencyRecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:
         self.recording.dependencies[request.name] = sorted(request.dependencies)
+        self.recording.ignore_changes[request.name] = list(request.ignoreChanges)
         return super().RegisterResource(request)
 
 

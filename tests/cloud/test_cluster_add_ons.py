@@ -5,17 +5,30 @@ Prometheus expects."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
 from components.cluster_monitoring import KUBE_PROMETHEUS_STACK
+from components.cluster_scaling import CLUSTER_AUTOSCALER
+from rendering.autoscaler import DISCOVERY_ACTIONS
+from rendering.node_capacity import INSTANCE_TYPES, Requests, nodes_needed, pod_requests, server_pod_requests
 from rendering.prometheus_stack import RELEASE_NAME, kube_prometheus_stack_values, service_monitor_labels
 from stackconfig import ConfigError, load_stack_config, load_stack_file
-from tests.pulumi_harness import ROOT, RecordingMocks, captured_program, reused_values
+from stackconfig.cluster_addons import stack_system_pods
+from tests.cloud.test_cluster import assert_irsa_trust
+from tests.pulumi_harness import ACCOUNT_ID, ROOT, RecordingMocks, captured_program, reused_values
+
+STACKS = ["dev", "prod"]
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+
+
+def stack_values(stack: str) -> dict[str, Any]:
+    """A stack file's values, keyed by section (``load_stack_file``), typed for editing."""
+    return load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
 
 
 def _run(stack: str, mode: str = "create") -> RecordingMocks:
@@ -77,7 +90,7 @@ def test_operator_prometheus_pods_are_the_ones_the_network_policy_admits():
 
 
 def test_no_operator_is_installed_where_the_stack_does_not_want_one():
-    assert [r.inputs["chart"] for r in _run("dev").of_type(RELEASE)] == ["ingress-nginx", "cert-manager"]
+    assert "kube-prometheus-stack" not in [r.inputs["chart"] for r in _run("dev").of_type(RELEASE)]
     assert _run("dev").of_type(SERVICE_MONITOR) == []
 
 
@@ -89,7 +102,7 @@ def test_reused_cluster_takes_the_selector_from_config():
 
 
 def test_reused_cluster_with_the_operator_requires_the_selector():
-    values = reused_values("prod", load_stack_file(ROOT / "Pulumi.prod.yaml"))
+    values = reused_values("prod", stack_values("prod"))
     values["monitoring"].pop("serviceMonitorLabels")
     with pytest.raises(ConfigError) as error:
         load_stack_config(values)
@@ -97,8 +110,135 @@ def test_reused_cluster_with_the_operator_requires_the_selector():
 
 
 def test_created_cluster_refuses_a_configured_selector():
-    values = copy.deepcopy(load_stack_file(ROOT / "Pulumi.prod.yaml"))
+    values = copy.deepcopy(stack_values("prod"))
     values["monitoring"]["serviceMonitorLabels"] = {"release": "other"}
     with pytest.raises(ConfigError) as error:
         load_stack_config(values)
     assert [p.key for p in error.value.problems] == ["mlflow-platform:monitoring.serviceMonitorLabels"]
+
+
+# --- autoscaling ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_metrics_server_is_an_eks_add_on_once_nodes_exist(stack: str):
+    mocks = _run(stack)
+    addon = mocks.one("aws:eks/addon:Addon", "-metrics-server")
+    assert addon.inputs["addonName"] == "metrics-server"
+    assert any(u.endswith(f"::mlflow-{stack}-cluster-nodes") for u in mocks.dependencies[addon.name])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_cluster_autoscaler_is_pinned_with_its_own_irsa_role(stack: str):
+    mocks = _run(stack)
+    release = _release(mocks, "cluster-autoscaler")
+    assert (release["version"], release["repositoryOpts"]) == (
+        CLUSTER_AUTOSCALER.version,
+        {"repo": "https://kubernetes.github.io/autoscaler"},
+    )
+    assert release["namespace"] == "kube-system"
+    role = mocks.one("aws:iam/role:Role", "-autoscaling-role")
+    assert_irsa_trust(role, "kube-system", "cluster-autoscaler")
+    values = release["values"]
+    assert values["autoDiscovery"] == {"clusterName": f"mlflow-{stack}"}
+    assert values["image"] == {"tag": "v1.36.0"}  # the cluster's minor version (kubernetesVersion "1.36")
+    assert values["rbac"]["serviceAccount"] == {
+        "create": True,
+        "name": "cluster-autoscaler",
+        "annotations": {"eks.amazonaws.com/role-arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role.name}-7f3a2b"},
+    }
+    policy = json.loads(mocks.one("aws:iam/rolePolicy:RolePolicy", "-autoscaling-role").inputs["policy"])
+    assert policy["Statement"] == [
+        {"Sid": "Discovery", "Effect": "Allow", "Action": list(DISCOVERY_ACTIONS), "Resource": "*"},
+        {
+            "Sid": "ScaleThisClustersNodeGroups",
+            "Effect": "Allow",
+            "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/mlflow-{stack}": "owned"}},
+        },
+    ]
+    assert not any(a.endswith("*") for a in DISCOVERY_ACTIONS)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_autoscalers_desired_size_is_not_drift(stack: str):
+    assert _run(stack).ignore_changes[f"mlflow-{stack}-cluster-nodes"] == ["scalingConfig.desiredSize"]
+
+
+# --- node capacity -------------------------------------------------------------------------
+
+
+def test_allocatable_follows_the_eks_ami_formulas():
+    # maxPods = ENIs × (IPv4 per ENI − 1) + 2, as eni-max-pods.txt lists them.
+    assert {name: INSTANCE_TYPES[name].max_pods for name in ("m5.large", "t3.large", "m6i.xlarge")} == {
+        "m5.large": 29,
+        "t3.large": 35,
+        "m6i.xlarge": 58,
+    }
+    # m6i.xlarge: 4000m − (60 + 10 + 10) reserved; 16 GiB × 0.925 − (11 × 58 + 255) − 100 MiB eviction.
+    assert INSTANCE_TYPES["m6i.xlarge"].allocatable == Requests(3920, 15155 - 893 - 100)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_server_pod_the_check_counts_is_the_rendered_one(stack: str):
+    spec = _run(stack).one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    server = load_stack_config(stack_values(stack)).server
+    assert pod_requests(spec) == server_pod_requests(server.cpu, server.memory)
+
+
+# What each release and add-on the program installs runs, by the name the capacity check gives it.
+COUNTED_AS = {
+    "vpc-cni": ["aws-node (vpc-cni)"],
+    "kube-proxy": ["kube-proxy"],
+    "coredns": ["coredns"],
+    "aws-ebs-csi-driver": ["ebs-csi-node", "ebs-csi-controller"],
+    "metrics-server": ["metrics-server"],
+    "cluster-autoscaler": ["cluster-autoscaler"],
+    "aws-load-balancer-controller": ["aws-load-balancer-controller"],
+    "ingress-nginx": ["ingress-nginx-controller"],
+    "cert-manager": ["cert-manager (controller, webhook, cainjector)"],
+    "kube-prometheus-stack": ["prometheus", "prometheus-operator", "kube-state-metrics", "node-exporter"],
+}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_system_pod_the_stack_installs_is_counted(stack: str):
+    mocks = _run(stack)
+    installed = [r.inputs["addonName"] for r in mocks.of_type("aws:eks/addon:Addon")]
+    installed += [r.inputs["chart"] for r in mocks.of_type(RELEASE)]
+    config = load_stack_config(stack_values(stack))
+    counted = {pod.name for pod in stack_system_pods(config)}
+    assert sorted(name for thing in installed for name in COUNTED_AS[thing]) == sorted(counted)
+
+
+@pytest.mark.parametrize(("stack", "needed", "max_size"), [("dev", 1, 3), ("prod", 5, 6)])
+def test_max_replicas_fit_on_the_node_group_at_max_size(stack: str, needed: int, max_size: int):
+    config = load_stack_config(stack_values(stack))
+    nodes = config.cluster.node_group
+    assert nodes.max_size == max_size
+    pod = server_pod_requests(config.server.cpu, config.server.memory)
+    worst = max(
+        nodes_needed(INSTANCE_TYPES[name], pod, config.server.max_replicas, stack_system_pods(config)).nodes_needed
+        or 10**6
+        for name in nodes.instance_types
+    )
+    assert worst == needed <= max_size
+
+
+def test_a_node_group_too_small_for_max_replicas_is_refused():
+    values = copy.deepcopy(stack_values("prod"))
+    values["cluster"]["nodeGroup"] = {**values["cluster"]["nodeGroup"], "maxSize": 4}
+    with pytest.raises(ConfigError) as error:
+        load_stack_config(values)
+    (problem,) = error.value.problems
+    assert problem.key == "mlflow-platform:cluster.nodeGroup.maxSize"
+    assert "at least 5 nodes of m6i.xlarge" in str(problem) and "server.maxReplicas (5)" in str(problem)
+
+
+def test_an_instance_type_of_unknown_capacity_is_refused():
+    values = copy.deepcopy(stack_values("dev"))
+    values["cluster"]["nodeGroup"] = {**values["cluster"]["nodeGroup"], "instanceTypes": ["x9.huge"]}
+    with pytest.raises(ConfigError) as error:
+        load_stack_config(values)
+    assert [p.key for p in error.value.problems] == ["mlflow-platform:cluster.nodeGroup.instanceTypes"]

@@ -31,6 +31,11 @@ CONFIGURED_ADMINS = {
 }
 
 
+def stack_values(stack: str) -> dict[str, Any]:
+    """A stack file's values, keyed by section (``load_stack_file``), typed for editing."""
+    return load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
+
+
 def _run(stack: str, mode: str = "create") -> RecordingMocks:
     return captured_program(stack, mode)[0]
 
@@ -76,7 +81,7 @@ def test_sagemaker_may_assume_the_training_role_only_for_the_configured_training
 
 
 def _prod_values_with_principal(principal: dict[str, Any]) -> dict[str, Any]:
-    values = load_stack_file(ROOT / "Pulumi.prod.yaml")
+    values = stack_values("prod")
     values["training"] = {**values["training"], "extraPrincipals": [principal]}
     return values
 
@@ -262,7 +267,7 @@ def test_the_deployer_is_an_administrator_only_when_kms_would_otherwise_refuse_t
 
 
 def test_kms_administrators_must_be_iam_principal_arns():
-    values = load_stack_file(ROOT / "Pulumi.dev.yaml")
+    values = stack_values("dev")
     values["kms"] = {"administratorArns": ["*"]}
     with pytest.raises(ConfigError) as error:
         load_stack_config(values)
@@ -296,7 +301,7 @@ def test_rds_identifier_is_valid_for_any_stack_name(name: str, identifier: str):
 
 
 def test_database_log_retention_is_a_cloudwatch_value():
-    values = load_stack_file(ROOT / "Pulumi.dev.yaml")
+    values = stack_values("dev")
     values["database"] = {**values["database"], "logRetentionDays": 8}
     with pytest.raises(ConfigError) as error:
         load_stack_config(values)

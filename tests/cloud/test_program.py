@@ -31,6 +31,7 @@ SERVER_SIDE = [
 ]
 CLUSTER_SIDE = [
     "mlflow:index:Cluster",
+    "mlflow:index:ClusterAutoscaling",
     "mlflow:index:ClusterIngress",
     "mlflow:index:Network",
     "mlflow:index:TrackingHostRecord",
@@ -176,9 +177,9 @@ def test_one_explicit_kubernetes_provider_for_every_kubernetes_resource(stack: s
         assert helm == set()  # the controllers of an existing cluster are taken as given
     else:
         assert helm == (
-            {"ingress-nginx", "cert-manager"}
+            {"ingress-nginx", "cert-manager", "cluster-autoscaler"}
             if stack == "dev"
-            else {"aws-load-balancer-controller", "kube-prometheus-stack"}
+            else {"aws-load-balancer-controller", "kube-prometheus-stack", "cluster-autoscaler"}
         )
 
 
