@@ -163,10 +163,13 @@ def system_pods(
     prometheus: Iterable[SystemPod] = (),
 ) -> tuple[SystemPod, ...]:
     """Everything the stack runs on the node group besides the tracking server."""
-    pods = [*EKS_ADDON_PODS, SystemPod("cluster-autoscaler", autoscaler, 1, "rendered (components.cluster_scaling)")]
-    if ingress_class == "alb":
-        pods.append(SystemPod("aws-load-balancer-controller", NOTHING, 2, "chart default: no requests"))
-    else:
+    pods = [
+        *EKS_ADDON_PODS,
+        SystemPod("cluster-autoscaler", autoscaler, 1, "rendered (components.cluster_scaling)"),
+        # On both ingress paths: the ALB's, or ingress-nginx's NLB (rendering.nlb).
+        SystemPod("aws-load-balancer-controller", NOTHING, 2, "chart default: no requests"),
+    ]
+    if ingress_class != "alb":
         pods += [
             SystemPod("ingress-nginx-controller", Requests(100, 90), 2, "ingress-nginx chart: 100m/90Mi"),
             SystemPod("cert-manager (controller, webhook, cainjector)", NOTHING, 3, "chart default: no requests"),

@@ -312,16 +312,13 @@ def test_alb_path_issues_a_dns_validated_certificate_the_ingress_uses():
 def test_nginx_path_installs_ingress_nginx_and_cert_manager_with_a_dns01_issuer():
     mocks = _run("dev")
     found = releases("dev")
-    assert set(found) == {"ingress-nginx", "cert-manager", "cluster-autoscaler"}
+    assert set(found) == {"ingress-nginx", "cert-manager", "cluster-autoscaler", "aws-load-balancer-controller"}
     nginx = found["ingress-nginx"]
     # The namespace the tracking server's NetworkPolicy admits.
     assert nginx["namespace"] == "ingress-nginx" and nginx["createNamespace"] is True
     controller = nginx["values"]["controller"]
     assert controller["allowSnippetAnnotations"] is False
-    assert controller["service"]["annotations"] == {
-        "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
-        "service.beta.kubernetes.io/aws-load-balancer-internal": "true",  # scheme: internal (default)
-    }
+    # The NLB: tests/cloud/test_cluster_add_ons.py (hairpin).
     cert_manager = found["cert-manager"]
     assert cert_manager["namespace"] == "cert-manager"
     assert cert_manager["values"]["crds"] == {"enabled": True, "keep": True}

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from components.cluster_addons import AWS_LOAD_BALANCER_CONTROLLER
 from components.cluster_monitoring import KUBE_PROMETHEUS_STACK
 from components.cluster_scaling import CLUSTER_AUTOSCALER
 from rendering.autoscaler import DISCOVERY_ACTIONS
+from rendering.nlb import unhonoured
 from rendering.node_capacity import INSTANCE_TYPES, Requests, nodes_needed, pod_requests, server_pod_requests
 from rendering.prometheus_stack import RELEASE_NAME, kube_prometheus_stack_values, service_monitor_labels
 from stackconfig import ConfigError, load_stack_config, load_stack_file
@@ -242,3 +244,34 @@ def test_an_instance_type_of_unknown_capacity_is_refused():
     with pytest.raises(ConfigError) as error:
         load_stack_config(values)
     assert [p.key for p in error.value.problems] == ["mlflow-platform:cluster.nodeGroup.instanceTypes"]
+
+
+# --- dev ingress hairpin -------------------------------------------------------------------
+
+
+def test_nginx_nlb_is_reconciled_by_the_load_balancer_controller_with_ip_targets():
+    mocks = _run("dev")
+    nginx = _release(mocks, "ingress-nginx")
+    service = nginx["values"]["controller"]["service"]
+    assert service["loadBalancerClass"] == "service.k8s.aws/nlb"
+    assert service["annotations"] == {
+        "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+        "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=false",
+    }
+    # The controller runs on the nginx path too, before the Service it reconciles.
+    lbc = _release(mocks, "aws-load-balancer-controller")
+    assert lbc["version"] == AWS_LOAD_BALANCER_CONTROLLER.version
+    assert any(u.endswith("::mlflow-dev-ingress-lbc") for u in mocks.dependencies["mlflow-dev-ingress-ingress-nginx"])
+    assert_irsa_trust(mocks.one("aws:iam/role:Role", "-ingress-lbc"), "kube-system", "aws-load-balancer-controller")
+
+
+def test_the_nlb_annotations_are_ones_the_installed_controller_honours():
+    annotations = _release(_run("dev"), "ingress-nginx")["values"]["controller"]["service"]["annotations"]
+    assert unhonoured(annotations) == []
+    # What the Service carried before: the in-tree controller's type, which the LBC does not reconcile.
+    assert unhonoured({"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}) == [
+        "service.beta.kubernetes.io/aws-load-balancer-type=nlb: the controller accepts ('external', 'nlb-ip')"
+    ]
+    assert unhonoured({"service.beta.kubernetes.io/aws-load-balancer-nlb-target": "ip"})  # a typo is caught

@@ -177,7 +177,7 @@ def test_one_explicit_kubernetes_provider_for_every_kubernetes_resource(stack: s
         assert helm == set()  # the controllers of an existing cluster are taken as given
     else:
         assert helm == (
-            {"ingress-nginx", "cert-manager", "cluster-autoscaler"}
+            {"ingress-nginx", "cert-manager", "cluster-autoscaler", "aws-load-balancer-controller"}
             if stack == "dev"
             else {"aws-load-balancer-controller", "kube-prometheus-stack", "cluster-autoscaler"}
         )
