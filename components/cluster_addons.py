@@ -19,6 +19,7 @@ can be declared before the load balancer is there, and no external-dns needs to 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
@@ -29,6 +30,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster import irsa_trust_policy
 from rendering.nlb import LOAD_BALANCER_CLASS, nlb_service_annotations
+from rendering.nlb import PREFIX as NLB_ANNOTATION_PREFIX
 from stackconfig.schema import IngressClass
 
 
@@ -103,6 +105,8 @@ class ClusterIngressArgs(TypedDict):
     acme_email: NotRequired[str]
     acme_server: NotRequired[str]
     tags: NotRequired[dict[str, str]]
+    load_balancer_subnet_ids: NotRequired[Sequence[pulumi.Input[str]]]
+    """nginx: the NLB's subnets (dedicated, pod-free), pinned on its Service."""
 
 
 class ClusterIngress(pulumi.ComponentResource):
@@ -245,13 +249,22 @@ class ClusterIngress(pulumi.ComponentResource):
                     "service": {
                         # Reconciled by the AWS Load Balancer Controller, not the in-tree controller.
                         "loadBalancerClass": LOAD_BALANCER_CLASS,
-                        "annotations": nlb_service_annotations(args["scheme"]),
+                        "annotations": self._nlb_annotations(args),
                     },
                 }
             },
             # The controller (and its webhook) must be up before the Service it reconciles exists.
             depends_on=[lbc],
         )
+
+    def _nlb_annotations(self, args: ClusterIngressArgs) -> dict[str, pulumi.Input[str]]:
+        annotations: dict[str, pulumi.Input[str]] = dict(nlb_service_annotations(args["scheme"]))
+        subnet_ids = args.get("load_balancer_subnet_ids", ())
+        if subnet_ids:
+            annotations[f"{NLB_ANNOTATION_PREFIX}aws-load-balancer-subnets"] = pulumi.Output.all(*subnet_ids).apply(
+                ",".join
+            )
+        return annotations
 
     def _cert_manager(self, name: str, args: ClusterIngressArgs) -> None:
         namespace, service_account = CERT_MANAGER_SERVICE_ACCOUNT

@@ -32,6 +32,10 @@ class ClusterFacts:
     configured groups of an existing cluster."""
     network: Network | None = None
     cluster: Cluster | None = None
+    load_balancer_subnet_ids: Sequence[pulumi.Input[str]] = ()
+    """Where the tracking server's load balancer goes (pinned in the Ingress / NLB Service)."""
+    load_balancer_cidrs: Sequence[str] = ()
+    """Their CIDRs: the only sources the server's NetworkPolicy admits as the ALB."""
 
 
 def cluster_facts(
@@ -54,6 +58,8 @@ def cluster_facts(
             vpc_id=config.network.vpc_id,
             private_subnet_ids=config.network.private_subnet_ids,
             database_client_security_group_ids=config.network.database_client_security_group_ids,
+            load_balancer_subnet_ids=[subnet.id for subnet in config.network.load_balancer_subnets],
+            load_balancer_cidrs=[subnet.cidr_block for subnet in config.network.load_balancer_subnets],
         )
     network = Network(
         f"{base}-network",
@@ -65,6 +71,7 @@ def cluster_facts(
             "log_kms_key_arn": log_kms_key_arn,
         },
     )
+    public_lb = config.server.ingress.scheme == "internet-facing"
     cluster = Cluster(
         f"{base}-cluster",
         {
@@ -87,6 +94,10 @@ def cluster_facts(
         database_client_security_group_ids=[cluster.cluster_security_group_id],
         network=network,
         cluster=cluster,
+        # Internal: the dedicated load-balancer subnets; internet-facing: the public ones. Neither
+        # holds a node, so neither holds a pod.
+        load_balancer_subnet_ids=network.public_subnet_ids if public_lb else network.load_balancer_subnet_ids,
+        load_balancer_cidrs=network.public_cidrs if public_lb else network.load_balancer_cidrs,
     )
 
 

@@ -80,6 +80,7 @@ def _ingress_path(
             "acme_email": cluster.acme_email,
             "acme_server": cluster.acme_server,
             "tags": tags,
+            "load_balancer_subnet_ids": facts.load_balancer_subnet_ids,
         },
         opts=opts,
     )
@@ -221,6 +222,8 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         mlflow_version=mlflow_version(),
         monitoring=config.monitoring,
         rotation=config.rotation,
+        load_balancer_subnet_ids=facts.load_balancer_subnet_ids,
+        load_balancer_cidrs=facts.load_balancer_cidrs,
     )
     if ingress is not None and ingress.certificate_arn is not None:
         tracking_args["acm_certificate_arn"] = ingress.certificate_arn  # the certificate this stack issued

@@ -8,6 +8,8 @@ problem list, so problems are reported the same way.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -16,7 +18,7 @@ from rendering.node_capacity import INSTANCE_TYPES, SystemPod, nodes_needed, ser
 from rendering.prometheus_stack import prometheus_stack_pods
 
 from .errors import MISSING, ConfigProblem
-from .schema import StackConfig
+from .schema import LoadBalancerSubnet, StackConfig
 
 if TYPE_CHECKING:
     from .load import _Section
@@ -48,7 +50,8 @@ def service_monitor_labels(section: _Section) -> dict[str, str]:
 
 
 def check(config: StackConfig, problems: list[ConfigProblem]) -> None:
-    """Create mode installs kube-prometheus-stack and renders the selector; reuse mode must name it."""
+    """Create mode installs kube-prometheus-stack and renders the selector; reuse mode must name it,
+    and its load-balancer subnets must lie in ``server.vpcCidr``."""
     from .load import PROJECT  # late: load imports this module
 
     monitoring = config.monitoring
@@ -63,7 +66,22 @@ def check(config: StackConfig, problems: list[ConfigProblem]) -> None:
                     "renders its ServiceMonitor selector)",
                 )
             )
-    elif monitoring.prometheus_operator and not monitoring.service_monitor_labels:
+    else:
+        vpc = ipaddress.IPv4Network(config.server.vpc_cidr, strict=False)
+        outside = [
+            subnet.cidr_block
+            for subnet in config.network.load_balancer_subnets
+            if not ipaddress.IPv4Network(subnet.cidr_block).subnet_of(vpc)
+        ]
+        if outside:
+            problems.append(
+                ConfigProblem(
+                    f"{PROJECT}:network.loadBalancerSubnets",
+                    outside,
+                    f"CIDRs inside {PROJECT}:server.vpcCidr ({config.server.vpc_cidr})",
+                )
+            )
+    if not config.cluster.creates and monitoring.prometheus_operator and not monitoring.service_monitor_labels:
         problems.append(
             ConfigProblem(
                 key,
@@ -126,3 +144,51 @@ def check_node_capacity(config: StackConfig, problems: list[ConfigProblem]) -> N
             )
         )
         return
+
+
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+
+
+def load_balancer_subnets(section: _Section, node_subnet_ids: tuple[str, ...]) -> tuple[LoadBalancerSubnet, ...]:
+    """``network.loadBalancerSubnets`` (mode reuse, required): ``[{id, cidrBlock}]``, at least two
+    (an ALB needs two AZs), none of them a node subnet, CIDRs not overlapping each other. Their
+    CIDRs are what the server's NetworkPolicy admits as the load balancer, so a pod must never get
+    an address there: keep every node group out of them."""
+    expected = (
+        "at least two {id: subnet-…, cidrBlock: <IPv4 CIDR>} in different AZs that no node group uses "
+        "(the tracking server's load balancer goes there and its NetworkPolicy admits their CIDRs)"
+    )
+    found, value = section._get("loadBalancerSubnets", (), True, expected)
+    if not found:
+        return ()
+    if not isinstance(value, list) or len(value) < 2:
+        section.problem("loadBalancerSubnets", value, expected)
+        return ()
+    subnets: list[LoadBalancerSubnet] = []
+    for index, item in enumerate(value):
+        key = f"loadBalancerSubnets[{index}]"
+        ident = item.get("id") if isinstance(item, Mapping) else None
+        cidr = item.get("cidrBlock") if isinstance(item, Mapping) else None
+        try:
+            network = ipaddress.IPv4Network(cidr, strict=True) if isinstance(cidr, str) else None
+        except ValueError:
+            network = None
+        if (
+            not isinstance(item, Mapping)
+            or set(item) != {"id", "cidrBlock"}
+            or not isinstance(ident, str)
+            or not _SUBNET_ID.match(ident)
+            or network is None
+        ):
+            section.problem(key, item, "{id: subnet-…, cidrBlock: <IPv4 CIDR without host bits>}")
+            continue
+        if ident in node_subnet_ids:
+            section.problem(
+                key, item, "a subnet no node uses: it is also in privateSubnetIds, so pods get addresses in it"
+            )
+            continue
+        if any(network.overlaps(ipaddress.IPv4Network(other.cidr_block)) for other in subnets):
+            section.problem(key, item, "a CIDR not overlapping the other load-balancer subnets")
+            continue
+        subnets.append(LoadBalancerSubnet(ident, str(network)))
+    return tuple(subnets)

@@ -115,7 +115,7 @@ _LOG_RETENTION_DAYS = (
 )
 _MIN_PUBLIC_PREFIX = 16
 """The narrowest a public-endpoint CIDR may be: operators' egress ranges, never the internet."""
-_REUSE_NETWORK_KEYS = ("vpcId", "privateSubnetIds", "databaseClientSecurityGroupIds")
+_REUSE_NETWORK_KEYS = ("vpcId", "privateSubnetIds", "databaseClientSecurityGroupIds", "loadBalancerSubnets")
 _CREATE_NETWORK_KEYS = (
     "cidrBlock",
     "availabilityZoneCount",
@@ -295,15 +295,17 @@ def _network(section: _Section, mode: ClusterMode | None) -> NetworkConfig:
         )
         return _network_to_create(section)
     section.forbid(_CREATE_NETWORK_KEYS, f"no value with {PROJECT}:cluster.mode 'reuse' (these shape a created VPC)")
+    private_subnet_ids = section.string_list(
+        "privateSubnetIds",
+        pattern=_SUBNET_ID,
+        expected="subnet ids (subnet-…) in different AZs",
+        min_items=2,
+        required=True,
+    )
     return NetworkConfig(
         vpc_id=section.string("vpcId", required=True, pattern=_VPC_ID, expected="a VPC id like vpc-0123456789abcdef0"),
-        private_subnet_ids=section.string_list(
-            "privateSubnetIds",
-            pattern=_SUBNET_ID,
-            expected="subnet ids (subnet-…) in different AZs",
-            min_items=2,
-            required=True,
-        ),
+        private_subnet_ids=private_subnet_ids,
+        load_balancer_subnets=cluster_addons.load_balancer_subnets(section, private_subnet_ids),
         database_client_security_group_ids=section.string_list(
             "databaseClientSecurityGroupIds",
             pattern=_SG_ID,

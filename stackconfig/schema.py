@@ -23,12 +23,23 @@ CapacityType = Literal["ON_DEMAND", "SPOT"]
 
 
 @dataclass(frozen=True)
+class LoadBalancerSubnet:
+    """A subnet of an existing VPC reserved for the tracking server's load balancer: no node
+    group may use it (the NetworkPolicy admits its CIDR as the load balancer)."""
+
+    id: str
+    cidr_block: str
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     # mode reuse: the existing network
     vpc_id: str = ""
     private_subnet_ids: tuple[str, ...] = ()
     database_client_security_group_ids: tuple[str, ...] = ()
     """Security groups allowed to reach Postgres on 5432 (the cluster's node/pod groups)."""
+    load_balancer_subnets: tuple[LoadBalancerSubnet, ...] = ()
+    """Mode reuse: the subnets the load balancer goes to (required; none of the node subnets)."""
     # mode create: the VPC the program builds
     cidr_block: str = "10.0.0.0/16"
     availability_zone_count: int = 3
@@ -210,7 +221,8 @@ class ServerConfig:
     tmp_size_gib: int = 8
     monitoring_namespace: str = "monitoring"
     vpc_cidr: str = "10.0.0.0/16"
-    """Source of ALB traffic (target type ip) and destination of database egress."""
+    """Destination of database egress; the ALB is admitted from the load-balancer subnets only
+    (the VPC CIDR only when a TrackingServer is built without them)."""
 
     @property
     def service_account_ref(self) -> ServiceAccountRef:

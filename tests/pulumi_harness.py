@@ -261,6 +261,10 @@ REUSED: dict[str, dict[str, dict[str, Any]]] = {
             "vpcId": "vpc-0a1b2c3d4e5f60718",
             "privateSubnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"],
             "databaseClientSecurityGroupIds": ["sg-0a1b2c3d4e5f60099"],
+            "loadBalancerSubnets": [
+                {"id": "subnet-0a1b2c3d4e5f60101", "cidrBlock": "10.10.240.0/22"},
+                {"id": "subnet-0a1b2c3d4e5f60102", "cidrBlock": "10.10.244.0/22"},
+            ],
         },
         "server": {},
     },
@@ -277,6 +281,11 @@ REUSED: dict[str, dict[str, dict[str, Any]]] = {
             "vpcId": "vpc-0f1e2d3c4b5a69788",
             "privateSubnetIds": ["subnet-0f1e2d3c4b5a60001", "subnet-0f1e2d3c4b5a60002", "subnet-0f1e2d3c4b5a60003"],
             "databaseClientSecurityGroupIds": ["sg-0f1e2d3c4b5a60099", "sg-0f1e2d3c4b5a60098"],
+            "loadBalancerSubnets": [
+                {"id": "subnet-0f1e2d3c4b5a60101", "cidrBlock": "10.20.240.0/22"},
+                {"id": "subnet-0f1e2d3c4b5a60102", "cidrBlock": "10.20.244.0/22"},
+                {"id": "subnet-0f1e2d3c4b5a60103", "cidrBlock": "10.20.248.0/22"},
+            ],
         },
         "server": {
             "ingress": {

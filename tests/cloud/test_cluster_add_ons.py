@@ -5,6 +5,7 @@ Prometheus expects."""
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from components.cluster_addons import AWS_LOAD_BALANCER_CONTROLLER
 from components.cluster_monitoring import KUBE_PROMETHEUS_STACK
 from components.cluster_scaling import CLUSTER_AUTOSCALER
+from components.network import plan_subnets
 from rendering.autoscaler import DISCOVERY_ACTIONS
 from rendering.nlb import unhonoured
 from rendering.node_capacity import INSTANCE_TYPES, Requests, nodes_needed, pod_requests, server_pod_requests
@@ -259,6 +261,8 @@ def test_nginx_nlb_is_reconciled_by_the_load_balancer_controller_with_ip_targets
         "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
         "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
         "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=false",
+        # Pinned to the dedicated load-balancer subnets (below).
+        "service.beta.kubernetes.io/aws-load-balancer-subnets": "mlflow-dev-network-lb-0-id,mlflow-dev-network-lb-1-id",
     }
     # The controller runs on the nginx path too, before the Service it reconciles.
     lbc = _release(mocks, "aws-load-balancer-controller")
@@ -275,3 +279,104 @@ def test_the_nlb_annotations_are_ones_the_installed_controller_honours():
         "service.beta.kubernetes.io/aws-load-balancer-type=nlb: the controller accepts ('external', 'nlb-ip')"
     ]
     assert unhonoured({"service.beta.kubernetes.io/aws-load-balancer-nlb-target": "ip"})  # a typo is caught
+
+
+# --- load-balancer subnets -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cidr", "zones"), [("10.20.0.0/16", 3), ("10.10.0.0/16", 2), ("192.168.0.0/20", 3)])
+def test_load_balancer_subnets_are_their_own_part_of_the_vpc(cidr: str, zones: int):
+    plan = plan_subnets(cidr, zones)
+    nets = [ipaddress.IPv4Network(n) for n in plan.private + plan.public + plan.load_balancer]
+    assert len(plan.load_balancer) == zones
+    assert all(n.subnet_of(ipaddress.IPv4Network(cidr)) for n in nets)
+    assert all(not a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
+    # An ALB needs at least a /27 with 8 free addresses per subnet.
+    assert all(ipaddress.IPv4Network(n).prefixlen <= 27 for n in plan.load_balancer)
+    if cidr == "10.20.0.0/16":
+        assert plan.load_balancer == ("10.20.240.0/22", "10.20.244.0/22", "10.20.248.0/22")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_node_and_so_no_pod_can_be_in_a_load_balancer_subnet(stack: str):
+    mocks = _run(stack)
+    lb_ids = {f"mlflow-{stack}-network-lb-{i}-id" for i in range({"dev": 2, "prod": 3}[stack])}
+    assert {f"{r.name}-id" for r in mocks.of_type("aws:ec2/subnet:Subnet") if "-lb-" in r.name} == lb_ids
+    assert not lb_ids & set(mocks.one("aws:eks/nodeGroup:NodeGroup").inputs["subnetIds"])
+    assert not lb_ids & set(mocks.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["subnetIds"])
+    # Only they are tagged for internal load balancers.
+    tagged = {
+        f"{r.name}-id"
+        for r in mocks.of_type("aws:ec2/subnet:Subnet")
+        if r.inputs["tags"].get("kubernetes.io/role/internal-elb") == "1"
+    }
+    assert tagged == lb_ids
+
+
+def test_prod_alb_is_pinned_to_the_load_balancer_subnets_and_only_they_are_admitted():
+    mocks = _run("prod")
+    ingress = mocks.one("kubernetes:networking.k8s.io/v1:Ingress").inputs
+    ids = ",".join(f"mlflow-prod-network-lb-{i}-id" for i in range(3))
+    assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/subnets"] == ids
+    policy = next(
+        r.inputs
+        for r in mocks.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        if r.name.endswith("-server-network-policy")
+    )
+    blocks = [p["ipBlock"]["cidr"] for p in policy["spec"]["ingress"][0]["from"] if "ipBlock" in p]
+    assert blocks == ["10.20.240.0/22", "10.20.244.0/22", "10.20.248.0/22"]
+    assert "10.20.0.0/16" not in blocks
+
+
+def test_reused_network_pins_the_configured_load_balancer_subnets():
+    mocks = _run("prod", "reuse")
+    ingress = mocks.one("kubernetes:networking.k8s.io/v1:Ingress").inputs
+    assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/subnets"] == (
+        "subnet-0f1e2d3c4b5a60101,subnet-0f1e2d3c4b5a60102,subnet-0f1e2d3c4b5a60103"
+    )
+
+
+def _reused_prod_with_lb_subnets(subnets: Any) -> dict[str, Any]:
+    values = reused_values("prod", stack_values("prod"))
+    values["network"]["loadBalancerSubnets"] = subnets
+    return values
+
+
+@pytest.mark.parametrize(
+    ("subnets", "key", "expected"),
+    [
+        (None, "mlflow-platform:network.loadBalancerSubnets", "at least two"),
+        (
+            [
+                {"id": "subnet-0f1e2d3c4b5a60001", "cidrBlock": "10.20.0.0/18"},  # a node subnet
+                {"id": "subnet-0f1e2d3c4b5a60102", "cidrBlock": "10.20.244.0/22"},
+            ],
+            "mlflow-platform:network.loadBalancerSubnets[0]",
+            "also in privateSubnetIds",
+        ),
+        (
+            [
+                {"id": "subnet-0f1e2d3c4b5a60101", "cidrBlock": "10.20.240.0/22"},
+                {"id": "subnet-0f1e2d3c4b5a60102", "cidrBlock": "10.20.240.0/24"},
+            ],
+            "mlflow-platform:network.loadBalancerSubnets[1]",
+            "not overlapping",
+        ),
+        (
+            [
+                {"id": "subnet-0f1e2d3c4b5a60101", "cidrBlock": "10.20.240.0/22"},
+                {"id": "subnet-0f1e2d3c4b5a60102", "cidrBlock": "10.99.0.0/22"},
+            ],
+            "mlflow-platform:network.loadBalancerSubnets",
+            "inside mlflow-platform:server.vpcCidr",
+        ),
+    ],
+)
+def test_reuse_requires_load_balancer_subnets_apart_from_the_nodes(subnets: Any, key: str, expected: str):
+    values = _reused_prod_with_lb_subnets(subnets)
+    if subnets is None:
+        values["network"].pop("loadBalancerSubnets")
+    with pytest.raises(ConfigError) as error:
+        load_stack_config(values)
+    (problem,) = error.value.problems
+    assert problem.key == key and expected in str(problem)

@@ -78,7 +78,9 @@ def test_cheap_network_two_zones_one_nat():
     assert [s["cidrBlock"] for s in private] == ["10.10.0.0/18", "10.10.64.0/18"]
     # Nothing gets a public address by being launched in a subnet.
     assert all(s["mapPublicIpOnLaunch"] is False for s in private + public)
-    assert all(s["tags"]["kubernetes.io/role/internal-elb"] == "1" for s in private)
+    # Only the dedicated load-balancer subnets are tagged for internal load balancers (issue 17).
+    assert all("kubernetes.io/role/internal-elb" not in s["tags"] for s in private)
+    assert all(s["tags"]["kubernetes.io/role/internal-elb"] == "1" for s in subnets(mocks, "lb"))
     assert all(s["tags"]["kubernetes.io/role/elb"] == "1" for s in public)
     assert all(s["tags"]["kubernetes.io/cluster/mlflow-test"] == "shared" for s in private + public)
     # One NAT gateway, in a public subnet; both private route tables egress through it.
@@ -96,6 +98,8 @@ def test_cheap_network_two_zones_one_nat():
         ("net-public-1-id", "net-public-rt-id"),
         ("net-private-0-id", "net-private-0-rt-id"),
         ("net-private-1-id", "net-private-1-rt-id"),
+        ("net-lb-0-id", "net-private-0-rt-id"),
+        ("net-lb-1-id", "net-private-1-rt-id"),
     }
     # The zones come from the region (opt-in zones excluded), not from a guess.
     (zones_call,) = [args for token, args in mocks.invokes if token.endswith("getAvailabilityZones")]

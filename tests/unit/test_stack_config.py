@@ -270,6 +270,7 @@ def test_reuse_names_every_missing_fact_of_the_existing_cluster():
             "network.vpcId",
             "network.privateSubnetIds",
             "network.databaseClientSecurityGroupIds",
+            "network.loadBalancerSubnets",
             "server.ingress.acmCertificateArn",
             # prod wants the Prometheus Operator: an existing one's ServiceMonitor selector.
             "monitoring.serviceMonitorLabels",
