@@ -39,6 +39,9 @@ class ClusterAutoscaling(pulumi.ComponentResource):
         super().__init__("mlflow:index:ClusterAutoscaling", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         namespace, service_account = SERVICE_ACCOUNT
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        partition = aws.get_partition_output(opts=invoke).partition
+        account = aws.get_caller_identity_output(opts=invoke).account_id
         self.role = aws.iam.Role(
             f"{name}-role",
             description=f"{namespace}/{service_account} (IRSA)",
@@ -56,8 +59,8 @@ class ClusterAutoscaling(pulumi.ComponentResource):
         policy = aws.iam.RolePolicy(
             f"{name}-role",
             role=self.role.id,
-            policy=pulumi.Output.from_input(args["cluster_name"]).apply(
-                lambda cluster: json.dumps(cluster_autoscaler_policy(cluster))
+            policy=pulumi.Output.all(args["cluster_name"], partition, account).apply(
+                lambda values: json.dumps(cluster_autoscaler_policy(values[0], values[1], args["region"], values[2]))
             ),
             opts=child,
         )

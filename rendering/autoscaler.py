@@ -27,9 +27,8 @@ DISCOVERY_ACTIONS = (
     "ec2:DescribeInstanceTypes",
     "ec2:DescribeLaunchTemplateVersions",
     "ec2:GetInstanceTypesFromInstanceRequirements",
-    "eks:DescribeNodegroup",
 )
-"""Read-only; these actions take no resource-level scoping (``Resource: *``)."""
+"""Read-only, and without resource-level scoping (``Resource: *``)."""
 SCALING_ACTIONS = ("autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup")
 
 
@@ -39,18 +38,26 @@ def image_tag(kubernetes_version: str) -> str:
     return f"v{kubernetes_version}.0"
 
 
-def cluster_autoscaler_policy(cluster_name: str) -> dict[str, Any]:
-    """Discovery everywhere (read-only), scaling only of Auto Scaling groups tagged as this
-    cluster's (``aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster>``: ``owned``)."""
+def cluster_autoscaler_policy(cluster_name: str, partition: str, region: str, account_id: str) -> dict[str, Any]:
+    """Discovery (read-only), this cluster's node groups, and scaling only of this account's Auto
+    Scaling groups tagged as this cluster's (``aws:ResourceTag/k8s.io/cluster-autoscaler/<cluster>``:
+    ``owned``, as EKS tags a managed node group's group)."""
+    groups = f"arn:{partition}:autoscaling:{region}:{account_id}"
     return {
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "Discovery", "Effect": "Allow", "Action": list(DISCOVERY_ACTIONS), "Resource": "*"},
             {
+                "Sid": "ThisClustersNodeGroups",
+                "Effect": "Allow",
+                "Action": "eks:DescribeNodegroup",
+                "Resource": f"arn:{partition}:eks:{region}:{account_id}:nodegroup/{cluster_name}/*/*",
+            },
+            {
                 "Sid": "ScaleThisClustersNodeGroups",
                 "Effect": "Allow",
                 "Action": list(SCALING_ACTIONS),
-                "Resource": "*",
+                "Resource": f"{groups}:autoScalingGroup:*:autoScalingGroupName/*",
                 "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}},
             },
         ],

@@ -155,14 +155,21 @@ def test_cluster_autoscaler_is_pinned_with_its_own_irsa_role(stack: str):
     assert policy["Statement"] == [
         {"Sid": "Discovery", "Effect": "Allow", "Action": list(DISCOVERY_ACTIONS), "Resource": "*"},
         {
+            "Sid": "ThisClustersNodeGroups",
+            "Effect": "Allow",
+            "Action": "eks:DescribeNodegroup",
+            "Resource": f"arn:aws:eks:us-east-1:{ACCOUNT_ID}:nodegroup/mlflow-{stack}/*/*",
+        },
+        {
             "Sid": "ScaleThisClustersNodeGroups",
             "Effect": "Allow",
             "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
-            "Resource": "*",
+            "Resource": f"arn:aws:autoscaling:us-east-1:{ACCOUNT_ID}:autoScalingGroup:*:autoScalingGroupName/*",
             "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/mlflow-{stack}": "owned"}},
         },
     ]
-    assert not any(a.endswith("*") for a in DISCOVERY_ACTIONS)
+    # Nothing that writes, or that IAM can scope, is granted on "*".
+    assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in DISCOVERY_ACTIONS)
 
 
 @pytest.mark.parametrize("stack", STACKS)
