@@ -42,7 +42,11 @@ def _trust_policy(trust: IrsaTrust, extra: Sequence[ExtraPrincipal]) -> pulumi.O
                 "Version": "2012-10-17",
                 "Statement": [
                     iam.irsa_trust_statement(values[0], values[1], subjects),
-                    *[iam.service_trust_statement(p.identifier, values[2]) for p in extra if p.type == "Service"],
+                    *[
+                        iam.service_trust_statement(p.identifier, values[2], p.source_arn)
+                        for p in extra
+                        if p.type == "Service"
+                    ],
                     *_aws_statements(extra),
                 ],
             }

@@ -12,6 +12,7 @@ scoped with ``kms:ViaService``; with S3 Bucket Keys the encryption context is th
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pulumi
@@ -19,6 +20,7 @@ import pulumi_aws as aws
 
 from components.kms import rotating_key
 from components.s3_common import EVERY_OBJECT, after, tls_only_statement
+from rendering.key_policies import replica_key_policy
 from stackconfig.schema import ArtifactsConfig
 
 if TYPE_CHECKING:
@@ -78,18 +80,59 @@ def replication_role_policy(
 
 
 def replicate(
-    store: ArtifactStore, name: str, settings: ArtifactsConfig, tags: dict[str, str], region: str
-) -> aws.s3.Bucket:
+    store: ArtifactStore,
+    name: str,
+    settings: ArtifactsConfig,
+    tags: dict[str, str],
+    region: str,
+    key_administrators: pulumi.Input[Sequence[str]] | None = None,
+) -> tuple[aws.s3.Bucket, aws.iam.Role]:
     """The replica bucket in ``settings.replication_region`` and the replication rule on the
-    source bucket; returns the replica bucket. Children of ``store``, named ``<name>-replica…``."""
+    source bucket; returns the replica bucket and the replication role. Children of ``store``,
+    named ``<name>-replica…``. With ``key_administrators``, the replica key gets an explicit policy
+    (administrators, and the replication role encrypting through S3); the source key's policy
+    admits the role in ``infra.stack``."""
     replica_region = settings.replication_region
     child = pulumi.ResourceOptions(parent=store)
     provider = aws.Provider(f"{name}-replica-region", region=replica_region, opts=child)
     there = pulumi.ResourceOptions(parent=store, provider=provider)
     replica_name = f"{name}-replica"
 
+    account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=store)).account_id
+    role = aws.iam.Role(
+        f"{name}-replication",
+        description="S3 replication of the MLflow artifact bucket to its disaster-recovery replica",
+        assume_role_policy=pulumi.Output.json_dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "s3.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {
+                            "StringEquals": {"aws:SourceAccount": account},
+                            "ArnLike": {"aws:SourceArn": store.bucket.arn},
+                        },
+                    }
+                ],
+            }
+        ),
+        tags=tags,
+        opts=child,
+    )
     replica_key = (
-        rotating_key(f"{replica_name}-key", f"{name}: MLflow artifact replica encryption", tags, there)
+        rotating_key(
+            f"{replica_name}-key",
+            f"{name}: MLflow artifact replica encryption",
+            tags,
+            there,
+            None
+            if key_administrators is None
+            else pulumi.Output.all(key_administrators, role.arn).apply(
+                lambda values: json.dumps(replica_key_policy(values[0], values[1], replica_region))
+            ),
+        )
         if store.kms_key is not None
         else None
     )
@@ -150,29 +193,6 @@ def replicate(
             opts=there.merge(after(policy, log_policy)),
         )
 
-    account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=store)).account_id
-    role = aws.iam.Role(
-        f"{name}-replication",
-        description="S3 replication of the MLflow artifact bucket to its disaster-recovery replica",
-        assume_role_policy=pulumi.Output.json_dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "s3.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                        "Condition": {
-                            "StringEquals": {"aws:SourceAccount": account},
-                            "ArnLike": {"aws:SourceArn": store.bucket.arn},
-                        },
-                    }
-                ],
-            }
-        ),
-        tags=tags,
-        opts=child,
-    )
     source_key_arn = store.kms_key.arn if store.kms_key is not None else None
     replica_key_arn = replica_key.arn if replica_key is not None else None
     role_policy = aws.iam.RolePolicy(
@@ -209,4 +229,4 @@ def replicate(
         # hold its permissions before S3 first assumes it.
         opts=child.merge(after(store.versioning, versioning, role_policy)),
     )
-    return bucket
+    return bucket, role

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NotRequired, TypedDict
 
 import pulumi
@@ -20,6 +21,8 @@ class ArtifactStoreArgs(TypedDict):
     tags: NotRequired[dict[str, str]]
     region: NotRequired[str]
     """The bucket's region (the stack's ``aws:region``); scopes the replication role's KMS use."""
+    key_administrators: NotRequired[pulumi.Input[Sequence[str]]]
+    """``kms.administratorArns`` (``infra.keys``): the replica key's administrators."""
 
 
 class ArtifactStore(pulumi.ComponentResource):
@@ -106,9 +109,12 @@ class ArtifactStore(pulumi.ComponentResource):
             )
 
         self.replica_bucket: aws.s3.Bucket | None = None
+        self.replication_role: aws.iam.Role | None = None
         if settings.replication_region:
             region = args.get("region") or pulumi.Config("aws").require("region")
-            self.replica_bucket = replicate(self, name, settings, tags, region)
+            self.replica_bucket, self.replication_role = replicate(
+                self, name, settings, tags, region, args.get("key_administrators")
+            )
 
         self.bucket_name = self.bucket.bucket
         self.bucket_arn = self.bucket.arn

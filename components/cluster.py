@@ -10,8 +10,8 @@ mocks the tests run, so none of the properties below could be asserted.
   the first ``pulumi up``; standard support only (no silent extended-support billing).
 - Add-ons installed explicitly (``bootstrap_self_managed_addons=False``): VPC CNI with
   network-policy enforcement on (without it NetworkPolicy objects are accepted and ignored),
-  kube-proxy, CoreDNS, EBS CSI; the CNI and EBS CSI run with their own IRSA roles, so the node
-  role carries neither.
+  kube-proxy, CoreDNS, EBS CSI, metrics-server (for the HPA); the CNI and EBS CSI run with their
+  own IRSA roles, so the node role carries neither.
 - One managed node group in the private subnets; IMDSv2 only with a hop limit of 1, so pods
   cannot borrow the node's credentials; encrypted gp3 root volumes.
 - The IAM OIDC provider for IRSA.
@@ -33,6 +33,8 @@ import pulumi_aws as aws
 from components.kms import rotating_key
 from rendering import iam
 from rendering.cluster_access import API_PORT, DRIFT_ACCESS_POLICY, PREVIEW_ACCESS_POLICY, public_endpoint_cidrs
+from rendering.key_policies import cluster_secrets_key_policy
+from rendering.log_groups import eks_log_group
 from stackconfig.schema import ClusterConfig
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -84,6 +86,10 @@ class ClusterArgs(TypedDict):
     vpc_id: pulumi.Input[str]
     private_subnet_ids: Sequence[pulumi.Input[str]]
     tags: NotRequired[dict[str, str]]
+    key_administrators: pulumi.Input[Sequence[str]]
+    """Administrators of the Secrets key (``infra.keys``)."""
+    log_kms_key_arn: NotRequired[pulumi.Input[str] | None]
+    """The customer key of the control-plane log group (``components.kms.LogsKey``)."""
 
 
 class Cluster(pulumi.ComponentResource):
@@ -105,22 +111,31 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
 
-        self.secrets_key = rotating_key(
-            f"{name}-secrets-key", f"{settings.name}: envelope encryption of Kubernetes Secrets", tags, child
-        )
-        # Created before the cluster so that EKS finds it and keeps logs only this long.
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/eks/{settings.name}/cluster",
-            retention_in_days=settings.log_retention_days,
-            tags=tags,
-            opts=child,
-        )
         self.cluster_role = aws.iam.Role(
             f"{name}-role",
             description=f"EKS control plane of {settings.name}",
             # As AWS documents the cluster role's trust (TagSession: session tags for the control plane).
             assume_role_policy=service_trust_policy("eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
+            tags=tags,
+            opts=child,
+        )
+        # The key's policy names the cluster role as its user, so the role comes first.
+        self.secrets_key = rotating_key(
+            f"{name}-secrets-key",
+            f"{settings.name}: envelope encryption of Kubernetes Secrets",
+            tags,
+            child,
+            policy=pulumi.Output.all(args["key_administrators"], self.cluster_role.arn).apply(
+                lambda values: json.dumps(cluster_secrets_key_policy(values[0], values[1]))
+            ),
+        )
+        # Created before the cluster so that EKS finds it and keeps logs only this long, encrypted
+        # with the stack's logs key (whose policy admits CloudWatch Logs for this group).
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=eks_log_group(settings.name),
+            retention_in_days=settings.log_retention_days,
+            kms_key_id=args.get("log_kms_key_arn"),
             tags=tags,
             opts=child,
         )
@@ -309,11 +324,19 @@ class Cluster(pulumi.ComponentResource):
             update_config={"max_unavailable": 1},
             launch_template={"id": self.launch_template.id, "version": self.launch_template.latest_version.apply(str)},
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_policies, self.vpc_cni, self.kube_proxy]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*node_policies, self.vpc_cni, self.kube_proxy],
+                # The cluster autoscaler moves the desired size between minSize and maxSize: not drift.
+                ignore_changes=["scalingConfig.desiredSize"],
+            ),
         )
         # These run as Deployments: they need nodes to become active.
         self.coredns = addon("coredns", after=[self.node_group])
         self.ebs_csi = addon("aws-ebs-csi-driver", role=self.ebs_csi_role, after=[self.node_group])
+        # Resource metrics for the HPA (EKS community add-on; "View resource usage with the
+        # Kubernetes Metrics Server", EKS user guide): without it the HPA never scales.
+        self.metrics_server = addon("metrics-server", after=[self.node_group])
 
         self.endpoint = self.cluster.endpoint
         self.certificate_authority_data = self.cluster.certificate_authority.apply(lambda ca: ca.data or "")

@@ -5,7 +5,8 @@
 
 - ``alb``: the AWS Load Balancer Controller with its own IRSA role and the upstream IAM policy,
   plus an ACM certificate for the tracking host, DNS-validated in the configured Route 53 zone.
-- ``nginx``: ingress-nginx behind an NLB, plus cert-manager (IRSA role limited to the ACME
+- ``nginx``: ingress-nginx behind an NLB (reconciled by the AWS Load Balancer Controller, IP
+  targets: ``rendering.nlb``), plus cert-manager (IRSA role limited to the ACME
   challenge record of the tracking host) and a Let's Encrypt ``ClusterIssuer`` solving DNS-01 in
   the same zone, so it works for internal load balancers too. ingress-nginx is retired upstream
   (no releases or security fixes since March 2026): prefer ``alb``.
@@ -18,6 +19,7 @@ can be declared before the load balancer is there, and no external-dns needs to 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
@@ -27,6 +29,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.cluster import irsa_trust_policy
+from rendering.nlb import LOAD_BALANCER_CLASS, nlb_service_annotations
+from rendering.nlb import PREFIX as NLB_ANNOTATION_PREFIX
 from stackconfig.schema import IngressClass
 
 
@@ -101,6 +105,8 @@ class ClusterIngressArgs(TypedDict):
     acme_email: NotRequired[str]
     acme_server: NotRequired[str]
     tags: NotRequired[dict[str, str]]
+    load_balancer_subnet_ids: NotRequired[Sequence[pulumi.Input[str]]]
+    """nginx: the NLB's subnets (dedicated, pod-free), pinned on its Service."""
 
 
 class ClusterIngress(pulumi.ComponentResource):
@@ -123,7 +129,9 @@ class ClusterIngress(pulumi.ComponentResource):
                 f"security fixes; {INGRESS_NGINX.version} is its last chart. Prefer className 'alb'.",
                 resource=self,
             )
-            self._ingress_nginx(name, args)
+            # The controller owns ingress-nginx's NLB too: IP targets, no hairpin failure (rendering.nlb).
+            lbc = self._load_balancer_controller(name, args)
+            self._ingress_nginx(name, args, lbc)
             self._cert_manager(name, args)
         self.register_outputs(
             {"certificateArn": self.certificate_arn, "releases": [release.name for release in self.releases]}
@@ -170,7 +178,7 @@ class ClusterIngress(pulumi.ComponentResource):
         self.releases.append(release)
         return release
 
-    def _load_balancer_controller(self, name: str, args: ClusterIngressArgs) -> None:
+    def _load_balancer_controller(self, name: str, args: ClusterIngressArgs) -> k8s.helm.v3.Release:
         namespace, service_account = LBC_SERVICE_ACCOUNT
         self.lbc_role = self._irsa_role(f"{name}-lbc", args, namespace, service_account)
         policy = aws.iam.RolePolicy(
@@ -179,7 +187,7 @@ class ClusterIngress(pulumi.ComponentResource):
             policy=json.dumps(load_balancer_controller_policy()),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self._release(
+        return self._release(
             f"{name}-lbc",
             AWS_LOAD_BALANCER_CONTROLLER,
             namespace,
@@ -226,10 +234,7 @@ class ClusterIngress(pulumi.ComponentResource):
         # Through the validation: whoever uses the ARN waits until the certificate is issued.
         return validation.certificate_arn
 
-    def _ingress_nginx(self, name: str, args: ClusterIngressArgs) -> None:
-        service_annotations = {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
-        if args["scheme"] == "internal":
-            service_annotations["service.beta.kubernetes.io/aws-load-balancer-internal"] = "true"
+    def _ingress_nginx(self, name: str, args: ClusterIngressArgs, lbc: k8s.helm.v3.Release) -> None:
         self._release(
             f"{name}-ingress-nginx",
             INGRESS_NGINX,
@@ -241,10 +246,25 @@ class ClusterIngress(pulumi.ComponentResource):
                     "ingressClassResource": {"name": "nginx", "enabled": True, "default": False},
                     "allowSnippetAnnotations": False,  # CVE-2021-25742 class of config injection
                     "publishService": {"enabled": True},  # the NLB's name lands in Ingress status
-                    "service": {"annotations": service_annotations},
+                    "service": {
+                        # Reconciled by the AWS Load Balancer Controller, not the in-tree controller.
+                        "loadBalancerClass": LOAD_BALANCER_CLASS,
+                        "annotations": self._nlb_annotations(args),
+                    },
                 }
             },
+            # The controller (and its webhook) must be up before the Service it reconciles exists.
+            depends_on=[lbc],
         )
+
+    def _nlb_annotations(self, args: ClusterIngressArgs) -> dict[str, pulumi.Input[str]]:
+        annotations: dict[str, pulumi.Input[str]] = dict(nlb_service_annotations(args["scheme"]))
+        subnet_ids = args.get("load_balancer_subnet_ids", ())
+        if subnet_ids:
+            annotations[f"{NLB_ANNOTATION_PREFIX}aws-load-balancer-subnets"] = pulumi.Output.all(*subnet_ids).apply(
+                ",".join
+            )
+        return annotations
 
     def _cert_manager(self, name: str, args: ClusterIngressArgs) -> None:
         namespace, service_account = CERT_MANAGER_SERVICE_ACCOUNT

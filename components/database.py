@@ -3,6 +3,7 @@ the instance class's memory by ``rendering.postgres`` (the same set the local ta
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import NotRequired, TypedDict
 
@@ -11,6 +12,8 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.kms import rotating_key
+from rendering.key_policies import database_key_policy
+from rendering.log_groups import RDS_LOG_EXPORTS, rds_instance_identifier, rds_log_group
 from rendering.postgres import PostgresTuning, max_connections_for, render_postgres_parameters
 from rendering.rds_parameters import rds_parameter_group
 from stackconfig.schema import DatabaseConfig
@@ -27,6 +30,11 @@ class TrackingDatabaseArgs(TypedDict):
     client_security_group_ids: Sequence[pulumi.Input[str]]
     """Only these security groups may open connections on 5432."""
     tags: NotRequired[dict[str, str]]
+    region: str
+    key_administrators: pulumi.Input[Sequence[str]]
+    """Administrators of the storage key, who also create and modify the instance (``infra.keys``)."""
+    log_kms_key_arn: pulumi.Input[str]
+    """The customer key of the exported log groups (``components.kms.LogsKey``)."""
 
 
 def tuning_for(settings: DatabaseConfig) -> PostgresTuning:
@@ -58,9 +66,30 @@ class TrackingDatabase(pulumi.ComponentResource):
         tuning = tuning_for(settings)
         self.max_connections = max_connections_for(tuning)
 
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
         self.kms_key = rotating_key(
-            f"{name}-key", f"{name}: RDS storage and Performance Insights encryption", tags, child
+            f"{name}-key",
+            f"{name}: RDS storage and Performance Insights encryption",
+            tags,
+            child,
+            policy=pulumi.Output.all(args["key_administrators"], account).apply(
+                lambda values: json.dumps(database_key_policy(values[0], values[0], values[1], args["region"]))
+            ),
         )
+        # Fixed (rendering.log_groups): the exported log groups' names contain it, and the stack
+        # creates those groups first so that they get a retention and the logs key.
+        self.identifier = rds_instance_identifier(name)
+        self.log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-logs-{log}",
+                name=rds_log_group(self.identifier, log),
+                retention_in_days=settings.log_retention_days,
+                kms_key_id=args["log_kms_key_arn"],
+                tags=tags,
+                opts=child,
+            )
+            for log in RDS_LOG_EXPORTS
+        ]
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             description="MLflow PostgreSQL: 5432 from the tracking server's security groups only",
@@ -147,10 +176,13 @@ class TrackingDatabase(pulumi.ComponentResource):
             # only sent with DeleteDBInstance), so on an existing stack this changes state only
             # and never replaces or modifies the instance.
             self.final_snapshot_suffix = random.RandomId(f"{name}-final-snapshot-id", byte_length=4, opts=child)
-            final_snapshot_identifier = pulumi.Output.concat(f"{name}-final-", self.final_snapshot_suffix.hex)
+            final_snapshot_identifier = pulumi.Output.concat(
+                f"{self.identifier}-final-", self.final_snapshot_suffix.hex
+            )
 
         self.instance = aws.rds.Instance(
             f"{name}-instance",
+            identifier=self.identifier,
             engine="postgres",
             # Major version only: AWS applies minor versions itself (auto_minor_version_upgrade),
             # and the provider treats the prefix as matching, so they never show up as drift.
@@ -181,7 +213,7 @@ class TrackingDatabase(pulumi.ComponentResource):
             performance_insights_retention_period=settings.performance_insights_retention_days,
             monitoring_interval=settings.monitoring_interval_seconds,
             monitoring_role_arn=monitoring_role_arn,
-            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            enabled_cloudwatch_logs_exports=list(RDS_LOG_EXPORTS),
             iam_database_authentication_enabled=True,
             ca_cert_identifier=RDS_CA,
             tags=tags,
@@ -191,9 +223,10 @@ class TrackingDatabase(pulumi.ComponentResource):
                 # ceiling with database.maxAllocatedStorageGib instead.
                 ignore_changes=["allocatedStorage"],
                 additional_secret_outputs=["password"],
-                # Enhanced monitoring needs the role's policy attached when the instance starts
-                # using the role; the ARN alone does not wait for the attachment.
-                depends_on=monitoring_attachments,
+                # The log groups first: RDS would otherwise create them, never expiring. Enhanced
+                # monitoring needs the role's policy attached when the instance starts using the
+                # role; the ARN alone does not wait for the attachment.
+                depends_on=[*self.log_groups, *monitoring_attachments],
             ),
         )
         self.address = self.instance.address

@@ -14,7 +14,7 @@ exist in MLflow. The Secret lives in the server's namespace, readable by the ope
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -33,6 +33,12 @@ class TrackingServerMetricsArgs(TypedDict):
     """The tracking server pods' labels (the Service's selector)."""
     admin_username: pulumi.Input[str]
     admin_password: pulumi.Input[str]
+    service_monitor_crds: NotRequired[pulumi.Resource | None]
+    """What installs the ServiceMonitor CRD on a created cluster (the kube-prometheus-stack
+    release): the ServiceMonitor itself waits for it (a component's depends_on is not its children's)."""
+    service_monitor_labels: NotRequired[Mapping[str, str]]
+    """The labels the cluster's Prometheus selects ServiceMonitors by (``rendering.prometheus_stack``
+    on a created cluster, ``monitoring.serviceMonitorLabels`` on a reused one)."""
 
 
 def service_monitor_spec(
@@ -109,8 +115,15 @@ class TrackingServerMetrics(pulumi.ComponentResource):
                 f"{name}-service-monitor",
                 api_version="monitoring.coreos.com/v1",
                 kind="ServiceMonitor",
-                metadata={"name": APP, "namespace": ns, "labels": labels},
+                metadata={"name": APP, "namespace": ns, "labels": {**labels, **args.get("service_monitor_labels", {})}},
                 spec=service_monitor_spec(ns, labels, settings.scrape_interval_seconds, SCRAPE_SECRET),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.scrape_secret, self.service]),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[
+                        self.scrape_secret,
+                        self.service,
+                        *filter(None, [args.get("service_monitor_crds")]),
+                    ],
+                ),
             )
         self.register_outputs({"serviceName": METRICS_SERVICE})

@@ -1,7 +1,8 @@
 """The VPC an EKS cluster created by this stack runs in (``cluster.mode: create``).
 
-Private subnets (nodes, pods, the database, internal load balancers) and public subnets
-(internet-facing load balancers, NAT gateways) in every AZ; private egress through NAT (one per
+Private subnets (nodes, pods, the database), dedicated load-balancer subnets (internal load
+balancers only, no pods) and public subnets (internet-facing load balancers, NAT gateways) in
+every AZ; private egress through NAT (one per
 AZ, or one for the VPC on a cheap stack); an S3 gateway endpoint so artifact traffic stays off
 NAT; VPC flow logs; the default security group stripped of its rules. With
 ``network.transitGatewayId``, an attachment in the private subnets and, in every private route
@@ -20,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from rendering.cluster_access import connected_deployer_cidrs
+from rendering.log_groups import flow_log_group
 from stackconfig import PROJECT
 from stackconfig.schema import NetworkConfig
 
@@ -28,6 +30,10 @@ from stackconfig.schema import NetworkConfig
 class SubnetPlan:
     private: tuple[str, ...]
     public: tuple[str, ...]
+    load_balancer: tuple[str, ...] = ()
+    """Dedicated subnets for internal load balancers: no node, hence no pod, ever gets an address
+    there, so a NetworkPolicy ``ipBlock`` of their CIDRs admits the load balancers and nothing else
+    (with the VPC CNI every pod has a VPC address: the VPC CIDR would admit every pod)."""
 
 
 def plan_subnets(cidr_block: str, zone_count: int) -> SubnetPlan:
@@ -41,9 +47,14 @@ def plan_subnets(cidr_block: str, zone_count: int) -> SubnetPlan:
         raise ValueError(f"zone_count must be from 1 to 3, got {zone_count}")
     quarters = list(ipaddress.IPv4Network(cidr_block, strict=True).subnets(prefixlen_diff=2))
     public = list(quarters[3].subnets(prefixlen_diff=2))
+    # The last sixteenth (unused by the plan above) split in four: /22s for a /16, /26s for a /20,
+    # above the /27 and 8 free addresses an ALB needs per subnet (ELB user guide, "Subnets for
+    # your load balancer").
+    load_balancer = list(public[3].subnets(prefixlen_diff=2))
     return SubnetPlan(
         private=tuple(str(net) for net in quarters[:zone_count]),
         public=tuple(str(net) for net in public[:zone_count]),
+        load_balancer=tuple(str(net) for net in load_balancer[:zone_count]),
     )
 
 
@@ -55,6 +66,8 @@ class NetworkArgs(TypedDict):
     tags: NotRequired[dict[str, str]]
     deployer_cidrs: NotRequired[Sequence[str]]
     """``cluster.deployerCidrs``: the connected-network ones get a route through the transit gateway."""
+    log_kms_key_arn: NotRequired[pulumi.Input[str] | None]
+    """The customer key of the flow-log group (``components.kms.LogsKey``)."""
 
 
 EKS_UNSUPPORTED_ZONE_IDS: dict[str, tuple[str, ...]] = {
@@ -167,12 +180,8 @@ class Network(pulumi.ComponentResource):
                 cidr_block=cidr,
                 availability_zone=zones[index],
                 map_public_ip_on_launch=False,
-                tags={
-                    **tags,
-                    **cluster_tag,
-                    "Name": f"{name}-private-{index}",
-                    "kubernetes.io/role/internal-elb": "1",
-                },
+                # Not tagged for load balancers: they go to the dedicated subnets below.
+                tags={**tags, **cluster_tag, "Name": f"{name}-private-{index}"},
                 opts=child,
             )
             for index, cidr in enumerate(plan.private)
@@ -231,6 +240,30 @@ class Network(pulumi.ComponentResource):
             )
             self.private_route_tables.append(table)
 
+        # Internal load balancers only (the only subnets tagged internal-elb; the Ingress and the
+        # NLB Service also name them explicitly): no node group uses them, so no pod lives there.
+        self.load_balancer_subnets = [
+            aws.ec2.Subnet(
+                f"{name}-lb-{index}",
+                vpc_id=self.vpc.id,
+                cidr_block=cidr,
+                availability_zone=zones[index],
+                map_public_ip_on_launch=False,
+                tags={**tags, **cluster_tag, "Name": f"{name}-lb-{index}", "kubernetes.io/role/internal-elb": "1"},
+                opts=child,
+            )
+            for index, cidr in enumerate(plan.load_balancer)
+        ]
+        for index, subnet in enumerate(self.load_balancer_subnets):
+            aws.ec2.RouteTableAssociation(
+                f"{name}-lb-{index}-rta",
+                subnet_id=subnet.id,
+                route_table_id=self.private_route_tables[index].id,
+                opts=child,
+            )
+        self.load_balancer_cidrs = plan.load_balancer
+        self.public_cidrs = plan.public
+
         # Artifacts go to S3 through the gateway endpoint: free, and not through NAT.
         self.s3_endpoint = aws.ec2.VpcEndpoint(
             f"{name}-s3",
@@ -242,17 +275,19 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
-        self._flow_logs(name, settings, tags)
+        self._flow_logs(name, args, tags)
         self._transit_gateway(name, settings, connected_deployer_cidrs(args.get("deployer_cidrs", ())), tags)
 
         self.vpc_id = self.vpc.id
         self.private_subnet_ids = [subnet.id for subnet in self.private_subnets]
         self.public_subnet_ids = [subnet.id for subnet in self.public_subnets]
+        self.load_balancer_subnet_ids = [subnet.id for subnet in self.load_balancer_subnets]
         self.register_outputs(
             {
                 "vpcId": self.vpc_id,
                 "privateSubnetIds": self.private_subnet_ids,
                 "publicSubnetIds": self.public_subnet_ids,
+                "loadBalancerSubnetIds": self.load_balancer_subnet_ids,
                 "availabilityZones": self.availability_zones,
             }
         )
@@ -285,17 +320,21 @@ class Network(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),
                 )
 
-    def _flow_logs(self, name: str, settings: NetworkConfig, tags: dict[str, str]) -> None:
-        """All traffic of the VPC to CloudWatch Logs (FSBP EC2.6), kept ``flowLogRetentionDays``."""
+    def _flow_logs(self, name: str, args: NetworkArgs, tags: dict[str, str]) -> None:
+        """All traffic of the VPC to CloudWatch Logs (FSBP EC2.6), kept ``flowLogRetentionDays``,
+        encrypted with the stack's logs key."""
+        settings = args["settings"]
         child = pulumi.ResourceOptions(parent=self)
         self.flow_log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
-            name=f"/aws/vpc/{name}/flow-logs",
+            name=flow_log_group(name),
             retention_in_days=settings.flow_log_retention_days,
+            kms_key_id=args.get("log_kms_key_arn"),
             tags=tags,
             opts=child,
         )
-        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
         role = aws.iam.Role(
             f"{name}-flow-logs",
             description="VPC flow logs delivery to CloudWatch Logs",
@@ -315,6 +354,7 @@ class Network(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        partition = aws.get_partition_output(opts=invoke).partition
         aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=role.id,
@@ -326,7 +366,21 @@ class Network(pulumi.ComponentResource):
                             "Effect": "Allow",
                             "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
                             "Resource": [self.flow_log_group.arn, pulumi.Output.concat(self.flow_log_group.arn, ":*")],
-                        }
+                        },
+                        # The one action of AWS's documented flow-logs role policy the delivery into
+                        # our pre-created group still lacked (CreateLogGroup is not needed: the group
+                        # exists). VPC user guide, "IAM role for publishing flow logs to CloudWatch
+                        # Logs": CreateLogGroup, CreateLogStream, PutLogEvents, DescribeLogGroups,
+                        # DescribeLogStreams. DescribeLogGroups lists groups, so it is granted on the
+                        # account's groups in this region, not on one group.
+                        {
+                            "Sid": "DescribeLogGroups",
+                            "Effect": "Allow",
+                            "Action": "logs:DescribeLogGroups",
+                            "Resource": pulumi.Output.concat(
+                                "arn:", partition, ":logs:", args["region"], ":", account, ":log-group:*"
+                            ),
+                        },
                     ],
                 }
             ),

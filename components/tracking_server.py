@@ -92,6 +92,11 @@ class TrackingServerArgs(TypedDict):
     """Who may scrape the metrics ports (default: ``MonitoringConfig()``)."""
     rotation: NotRequired[RotationConfig]
     """Credential generations (docs/rotation.md); all 0 when absent."""
+    load_balancer_subnet_ids: NotRequired[Sequence[pulumi.Input[str]]]
+    """ALB: the subnets it is pinned to (dedicated, pod-free load-balancer subnets)."""
+    load_balancer_cidrs: NotRequired[Sequence[str]]
+    """ALB: their CIDRs, the only sources the NetworkPolicy admits as the load balancer (without
+    them: ``server.vpcCidr``, which with the VPC CNI is every pod of the VPC)."""
 
 
 def api_object(spec: Mapping[str, Any]) -> Any:
@@ -354,7 +359,15 @@ class TrackingServer(pulumi.ComponentResource):
             opts=in_ns,
         )
         certificate = args.get("acm_certificate_arn", settings.ingress.acm_certificate_arn)
-        self.ingress = self._ingress(name, settings, ingress_settings, certificate, server_labels, in_ns)
+        self.ingress = self._ingress(
+            name,
+            settings,
+            ingress_settings,
+            certificate,
+            server_labels,
+            in_ns,
+            subnet_ids=args.get("load_balancer_subnet_ids", ()),
+        )
         self.disruption_budget = None
         if settings.replicas > 1:
             self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
@@ -855,6 +868,7 @@ class TrackingServer(pulumi.ComponentResource):
         certificate_arn: pulumi.Input[str],
         labels: Mapping[str, str],
         opts: pulumi.ResourceOptions,
+        subnet_ids: Sequence[pulumi.Input[str]] = (),
     ) -> k8s.networking.v1.Ingress:
         ingress = settings.ingress
         if ingress.class_name == "nginx":
@@ -865,7 +879,7 @@ class TrackingServer(pulumi.ComponentResource):
             tls = [{"hosts": [settings.host], "secretName": f"{APP}-tls"}]
         else:
             idle_timeout = f"idle_timeout.timeout_seconds={ingress_settings.proxy_read_timeout_s}"
-            annotations = {
+            annotations: dict[str, pulumi.Input[str]] = {
                 "alb.ingress.kubernetes.io/scheme": ingress.scheme,
                 "alb.ingress.kubernetes.io/target-type": "ip",
                 "alb.ingress.kubernetes.io/listen-ports": '[{"HTTP": 80}, {"HTTPS": 443}]',
@@ -875,6 +889,8 @@ class TrackingServer(pulumi.ComponentResource):
                 "alb.ingress.kubernetes.io/healthcheck-path": "/health",
                 "alb.ingress.kubernetes.io/load-balancer-attributes": idle_timeout,
             }
+            if subnet_ids:  # pinned: never subnets that hold pods, whatever else is tagged
+                annotations["alb.ingress.kubernetes.io/subnets"] = pulumi.Output.all(*subnet_ids).apply(",".join)
             tls = [{"hosts": [settings.host]}]
         return k8s.networking.v1.Ingress(
             f"{name}-ingress",
@@ -916,8 +932,8 @@ class TrackingServer(pulumi.ComponentResource):
 
         if settings.ingress.class_name == "nginx":
             edge = [namespace(settings.ingress.controller_namespace)]
-        else:  # ALB with target-type ip: traffic comes from the load balancer's VPC addresses
-            edge = [{"ipBlock": {"cidr": settings.vpc_cidr}}]
+        else:  # ALB with target-type ip: traffic comes from the load balancer's addresses
+            edge = [{"ipBlock": {"cidr": cidr}} for cidr in args.get("load_balancer_cidrs", [settings.vpc_cidr])]
         clients = [
             *edge,
             *[namespace(n) for n in sorted({sa.namespace for sa in args["training_service_accounts"]})],

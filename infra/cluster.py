@@ -32,9 +32,21 @@ class ClusterFacts:
     configured groups of an existing cluster."""
     network: Network | None = None
     cluster: Cluster | None = None
+    load_balancer_subnet_ids: Sequence[pulumi.Input[str]] = ()
+    """Where the tracking server's load balancer goes (pinned in the Ingress / NLB Service)."""
+    load_balancer_cidrs: Sequence[str] = ()
+    """Their CIDRs: the only sources the server's NetworkPolicy admits as the ALB."""
 
 
-def cluster_facts(config: StackConfig, base: str, tags: dict[str, str]) -> ClusterFacts:
+def cluster_facts(
+    config: StackConfig,
+    base: str,
+    tags: dict[str, str],
+    key_administrators: pulumi.Input[Sequence[str]] = (),
+    log_kms_key_arn: pulumi.Input[str] | None = None,
+) -> ClusterFacts:
+    """``key_administrators`` and ``log_kms_key_arn`` (``infra.keys``, ``components.kms.LogsKey``):
+    the Secrets key's administrators and the key of the control-plane and flow-log groups."""
     settings = config.cluster
     if not settings.creates:
         return ClusterFacts(
@@ -46,6 +58,8 @@ def cluster_facts(config: StackConfig, base: str, tags: dict[str, str]) -> Clust
             vpc_id=config.network.vpc_id,
             private_subnet_ids=config.network.private_subnet_ids,
             database_client_security_group_ids=config.network.database_client_security_group_ids,
+            load_balancer_subnet_ids=[subnet.id for subnet in config.network.load_balancer_subnets],
+            load_balancer_cidrs=[subnet.cidr_block for subnet in config.network.load_balancer_subnets],
         )
     network = Network(
         f"{base}-network",
@@ -55,8 +69,10 @@ def cluster_facts(config: StackConfig, base: str, tags: dict[str, str]) -> Clust
             "region": settings.region,
             "tags": tags,
             "deployer_cidrs": settings.deployer_cidrs,
+            "log_kms_key_arn": log_kms_key_arn,
         },
     )
+    public_lb = config.server.ingress.scheme == "internet-facing"
     cluster = Cluster(
         f"{base}-cluster",
         {
@@ -64,6 +80,8 @@ def cluster_facts(config: StackConfig, base: str, tags: dict[str, str]) -> Clust
             "vpc_id": network.vpc_id,
             "private_subnet_ids": network.private_subnet_ids,
             "tags": tags,
+            "key_administrators": key_administrators,
+            "log_kms_key_arn": log_kms_key_arn,
         },
     )
     return ClusterFacts(
@@ -77,6 +95,10 @@ def cluster_facts(config: StackConfig, base: str, tags: dict[str, str]) -> Clust
         database_client_security_group_ids=[cluster.cluster_security_group_id],
         network=network,
         cluster=cluster,
+        # Internal: the dedicated load-balancer subnets; internet-facing: the public ones. Neither
+        # holds a node, so neither holds a pod.
+        load_balancer_subnet_ids=network.public_subnet_ids if public_lb else network.load_balancer_subnet_ids,
+        load_balancer_cidrs=network.public_cidrs if public_lb else network.load_balancer_cidrs,
     )
 
 

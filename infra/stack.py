@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -9,13 +10,20 @@ import pulumi
 from components.access import ArtifactGrant, TrackingServerAccess, TrainingJobAccess
 from components.artifact_store import ArtifactStore
 from components.cluster_addons import ClusterIngress, TrackingHostRecord, load_balancer_hostname
+from components.cluster_monitoring import ClusterMonitoring
+from components.cluster_scaling import ClusterAutoscaling
 from components.database import TrackingDatabase
 from components.garbage_collection import GarbageCollection
+from components.kms import KeyPolicy, LogsKey
 from components.metrics import TrackingServerMetrics
 from components.monitoring import Monitoring
 from components.tracking_server import TrackingServer, TrackingServerArgs
 from infra.cluster import ClusterFacts, cluster_facts, kubeconfig, kubernetes_provider
 from infra.config_source import read_stack_config
+from infra.keys import key_administrators, stack_log_groups
+from rendering.key_policies import artifact_key_policy, replication_source_statement
+from rendering.log_groups import rds_instance_identifier
+from rendering.prometheus_stack import service_monitor_labels
 from rendering.versions import image_mlflow_version, mlflow_version
 from stackconfig import PROJECT, StackConfig
 
@@ -73,9 +81,49 @@ def _ingress_path(
             "acme_email": cluster.acme_email,
             "acme_server": cluster.acme_server,
             "tags": tags,
+            "load_balancer_subnet_ids": facts.load_balancer_subnet_ids,
         },
         opts=opts,
     )
+
+
+def _restrict_artifact_key(
+    config: StackConfig,
+    base: str,
+    artifacts: ArtifactStore,
+    administrators: pulumi.Output[list[str]],
+    training: TrainingJobAccess,
+    server: TrackingServerAccess,
+) -> None:
+    """The artifact key's policy: its users are the roles that touch artifacts (the training role
+    only in ``direct`` mode), created after the key because their policies name it."""
+    if artifacts.kms_key is None:
+        return
+    users: list[pulumi.Output[str]] = [server.role_arn]
+    if config.artifacts.access_mode == "direct":
+        users.insert(0, training.role_arn)
+    replication = artifacts.replication_role.arn if artifacts.replication_role else None
+    region = config.cluster.region
+
+    def policy(administrators: list[str], replication_role: str | None, *user_arns: str) -> str:
+        extra = [replication_source_statement(replication_role, region)] if replication_role else []
+        return json.dumps(artifact_key_policy(administrators, user_arns, *extra))
+
+    KeyPolicy(
+        f"{base}-artifacts-key",
+        {
+            "key_id": artifacts.kms_key.key_id,
+            "policy": pulumi.Output.all(administrators, replication, *users).apply(lambda v: policy(*v)),
+        },
+    )
+
+
+def _prometheus_operator(config: StackConfig, base: str, opts: pulumi.ResourceOptions) -> ClusterMonitoring | None:
+    """Created cluster with ``monitoring.prometheusOperator``: install kube-prometheus-stack (its
+    CRDs and a Prometheus). Reused: the operator is taken as given."""
+    if not (config.cluster.creates and config.monitoring.prometheus_operator):
+        return None
+    return ClusterMonitoring(f"{base}-cluster-monitoring", {"namespace": config.server.monitoring_namespace}, opts=opts)
 
 
 def build_stack() -> dict[str, pulumi.Input[object]]:
@@ -84,19 +132,40 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
     stack = pulumi.get_stack()
     tags = {"project": "mlflow-platform", "stack": stack, **config.tags}
     base = f"mlflow-{stack}"
-    facts = cluster_facts(config, base, tags)
+    database_name = f"{base}-db"
+    region = config.cluster.region
+    administrators = key_administrators(config)
+    logs_key = LogsKey(
+        f"{base}-logs",
+        {
+            "administrators": administrators,
+            "region": region,
+            "log_groups": stack_log_groups(config, base, rds_instance_identifier(database_name)),
+            "tags": tags,
+        },
+    )
+    facts = cluster_facts(config, base, tags, administrators, logs_key.key_arn)
 
     artifacts = ArtifactStore(
-        f"{base}-artifacts", {"settings": config.artifacts, "tags": tags, "region": config.cluster.region}
+        f"{base}-artifacts",
+        {
+            "settings": config.artifacts,
+            "tags": tags,
+            "region": config.cluster.region,
+            "key_administrators": administrators,
+        },
     )
     database = TrackingDatabase(
-        f"{base}-db",
+        database_name,
         {
             "settings": config.database,
             "vpc_id": facts.vpc_id,
             "subnet_ids": facts.private_subnet_ids,
             "client_security_group_ids": facts.database_client_security_group_ids,
             "tags": tags,
+            "region": region,
+            "key_administrators": administrators,
+            "log_kms_key_arn": logs_key.key_arn,
         },
     )
     grant = ArtifactGrant(
@@ -129,7 +198,7 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
             "tags": tags,
         },
     )
-    region = config.cluster.region
+    _restrict_artifact_key(config, base, artifacts, administrators, training, server)
     aws_side = _AwsSide(artifacts=artifacts, database=database, training=training, server=server)
     if config.kubernetes:
         kubernetes_outputs = _kubernetes_side(config, facts, base, tags, aws_side)
@@ -198,6 +267,20 @@ def _kubernetes_side(
     kubernetes = kubernetes_provider(f"{base}-kubernetes", facts, region)
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": kubernetes})
     ingress = _ingress_path(config, facts, base, tags, on_cluster)
+    if config.cluster.creates:
+        # The node group grows for the HPA's pods (metrics-server is an EKS add-on of the cluster).
+        ClusterAutoscaling(
+            f"{base}-autoscaling",
+            {
+                "cluster_name": facts.name,
+                "kubernetes_version": config.cluster.kubernetes_version,
+                "region": region,
+                "oidc_provider_arn": facts.oidc_provider_arn,
+                "issuer_host_path": facts.oidc_issuer_host_path,
+                "tags": tags,
+            },
+            opts=on_cluster,
+        )
     tracking_args = TrackingServerArgs(
         settings=config.server,
         access_mode=config.artifacts.access_mode,
@@ -217,6 +300,8 @@ def _kubernetes_side(
         mlflow_version=mlflow_version(),
         monitoring=config.monitoring,
         rotation=config.rotation,
+        load_balancer_subnet_ids=facts.load_balancer_subnet_ids,
+        load_balancer_cidrs=facts.load_balancer_cidrs,
     )
     if ingress is not None and ingress.certificate_arn is not None:
         tracking_args["acm_certificate_arn"] = ingress.certificate_arn  # the certificate this stack issued
@@ -227,6 +312,7 @@ def _kubernetes_side(
         opts=pulumi.ResourceOptions(providers={"kubernetes": kubernetes}, depends_on=[ingress] if ingress else []),
     )
     after_server = pulumi.ResourceOptions(providers={"kubernetes": kubernetes}, depends_on=[tracking])
+    prometheus = _prometheus_operator(config, base, on_cluster)
     TrackingServerMetrics(
         f"{base}-metrics",
         {
@@ -235,6 +321,10 @@ def _kubernetes_side(
             "server_labels": tracking.server_labels,
             "admin_username": tracking.admin_username,
             "admin_password": tracking.admin_password,
+            "service_monitor_labels": (
+                service_monitor_labels() if prometheus else dict(config.monitoring.service_monitor_labels)
+            ),
+            "service_monitor_crds": prometheus.release if prometheus else None,
         },
         opts=after_server,
     )

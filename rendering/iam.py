@@ -101,15 +101,20 @@ def irsa_trust_statement(oidc_provider_arn: str, issuer_host_path: str, subjects
     }
 
 
-def service_trust_statement(service: str, account_id: str) -> Statement:
-    """An AWS service (e.g. SageMaker) may assume the role only on behalf of this account
-    (``aws:SourceAccount``: the confused-deputy guard)."""
+def service_trust_statement(service: str, account_id: str, source_arn: str) -> Statement:
+    """An AWS service (e.g. SageMaker) may assume the role only on behalf of this account and only
+    for the configured resources (``aws:SourceAccount`` and ``aws:SourceArn``: the confused-deputy
+    guard). SageMaker documents both keys in a training job's execution-role trust
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/security-confused-deputy-prevention.html,
+    "SageMaker Training Jobs"); ArnLike because the configured ARN may end in a job-name pattern."""
+    if not source_arn:
+        raise ValueError(f"{service}: a service principal needs the aws:SourceArn it may assume the role for")
     return {
         "Sid": "Service" + "".join(part.capitalize() for part in service.split(".")[0].split("-")),
         "Effect": "Allow",
         "Principal": {"Service": service},
         "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}, "ArnLike": {"aws:SourceArn": source_arn}},
     }
 
 

@@ -21,7 +21,7 @@ from rendering.pools import CapacityInputs, PoolSizingError, plan_pools
 from rendering.postgres import PostgresTuning, max_connections_for
 from rendering.units import GIB
 
-from . import cluster_access
+from . import cluster_access, cluster_addons, security_keys
 from .errors import MISSING, ConfigError, ConfigProblem
 from .namespaces import PROJECT, did_you_mean, namespace_problems
 from .schema import (
@@ -56,6 +56,7 @@ SECTIONS = (
     "monitoring",
     "garbageCollection",
     "kubernetes",
+    "kms",
 )
 
 T = TypeVar("T")
@@ -115,7 +116,7 @@ _LOG_RETENTION_DAYS = (
 )
 _MIN_PUBLIC_PREFIX = 16
 """The narrowest a public-endpoint CIDR may be: operators' egress ranges, never the internet."""
-_REUSE_NETWORK_KEYS = ("vpcId", "privateSubnetIds", "databaseClientSecurityGroupIds")
+_REUSE_NETWORK_KEYS = ("vpcId", "privateSubnetIds", "databaseClientSecurityGroupIds", "loadBalancerSubnets")
 _CREATE_NETWORK_KEYS = (
     "cidrBlock",
     "availabilityZoneCount",
@@ -298,15 +299,17 @@ def _network(section: _Section, mode: ClusterMode | None) -> NetworkConfig:
         )
         return _network_to_create(section)
     section.forbid(_CREATE_NETWORK_KEYS, f"no value with {PROJECT}:cluster.mode 'reuse' (these shape a created VPC)")
+    private_subnet_ids = section.string_list(
+        "privateSubnetIds",
+        pattern=_SUBNET_ID,
+        expected="subnet ids (subnet-…) in different AZs",
+        min_items=2,
+        required=True,
+    )
     return NetworkConfig(
         vpc_id=section.string("vpcId", required=True, pattern=_VPC_ID, expected="a VPC id like vpc-0123456789abcdef0"),
-        private_subnet_ids=section.string_list(
-            "privateSubnetIds",
-            pattern=_SUBNET_ID,
-            expected="subnet ids (subnet-…) in different AZs",
-            min_items=2,
-            required=True,
-        ),
+        private_subnet_ids=private_subnet_ids,
+        load_balancer_subnets=cluster_addons.load_balancer_subnets(section, private_subnet_ids),
         database_client_security_group_ids=section.string_list(
             "databaseClientSecurityGroupIds",
             pattern=_SG_ID,
@@ -430,6 +433,7 @@ def _database(section: _Section) -> DatabaseConfig:
             "databaseName", d.database_name, pattern=_PG_IDENTIFIER, expected="a lowercase PostgreSQL identifier"
         ),
         master_username=master_username,
+        log_retention_days=_log_retention(section, "logRetentionDays", d.log_retention_days),
     )
 
 
@@ -641,13 +645,14 @@ def _principal(section: _Section) -> Callable[[str, Mapping[str, Any]], ExtraPri
     def parse(key: str, item: Mapping[str, Any]) -> ExtraPrincipal | None:
         kind, identifier = item.get("type"), item.get("identifier")
         if kind == "Service" and isinstance(identifier, str) and _SERVICE_PRINCIPAL.match(identifier):
-            return ExtraPrincipal("Service", identifier)
-        if kind == "AWS" and isinstance(identifier, str) and _ROLE_ARN.match(identifier):
+            source_arn = security_keys.service_source_arn(section, key, identifier, item)
+            return ExtraPrincipal("Service", identifier, source_arn) if source_arn else None
+        if kind == "AWS" and isinstance(identifier, str) and _ROLE_ARN.match(identifier) and "sourceArn" not in item:
             return ExtraPrincipal("AWS", identifier)
         section.problem(
             key,
             dict(item),
-            "{type: Service, identifier: <service>.amazonaws.com} or "
+            "{type: Service, identifier: <service>.amazonaws.com, sourceArn: <ARN pattern>} or "
             "{type: AWS, identifier: <role/user ARN or 12-digit account>}; never '*'",
         )
         return None
@@ -766,6 +771,7 @@ def _monitoring(section: _Section) -> MonitoringConfig:
         alarm_emails=section.string_list(
             "alarmEmails", pattern=_EMAIL, expected="e-mail addresses for the alarm topic", min_items=0
         ),
+        service_monitor_labels=cluster_addons.service_monitor_labels(section),
     )
 
 
@@ -928,10 +934,12 @@ def load_stack_config(
         monitoring=_monitoring(sections["monitoring"]),
         garbage_collection=_garbage_collection(sections["garbageCollection"]),
         kubernetes=cluster_access.kubernetes_switch(values.get("kubernetes"), problems),
+        kms=security_keys.kms(sections["kms"]),
     )
     if mode is not None:
         _check_cluster_mode(config, values, problems)
         cluster_access.check_cluster_access(config, problems)
+        cluster_addons.check(config, problems)
     _check_replication(config, problems)
     for section in sections.values():
         section.reject_unknown()
@@ -939,6 +947,7 @@ def load_stack_config(
         problems += namespace_problems(config, other_namespaces)
     if not problems:
         _check_capacity(config, problems)
+        cluster_addons.check_node_capacity(config, problems)
     if problems:
         raise ConfigError(problems)
     return config

@@ -23,12 +23,23 @@ CapacityType = Literal["ON_DEMAND", "SPOT"]
 
 
 @dataclass(frozen=True)
+class LoadBalancerSubnet:
+    """A subnet of an existing VPC reserved for the tracking server's load balancer: no node
+    group may use it (the NetworkPolicy admits its CIDR as the load balancer)."""
+
+    id: str
+    cidr_block: str
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     # mode reuse: the existing network
     vpc_id: str = ""
     private_subnet_ids: tuple[str, ...] = ()
     database_client_security_group_ids: tuple[str, ...] = ()
     """Security groups allowed to reach Postgres on 5432 (the cluster's node/pod groups)."""
+    load_balancer_subnets: tuple[LoadBalancerSubnet, ...] = ()
+    """Mode reuse: the subnets the load balancer goes to (required; none of the node subnets)."""
     # mode create: the VPC the program builds
     cidr_block: str = "10.0.0.0/16"
     availability_zone_count: int = 3
@@ -62,6 +73,9 @@ class DatabaseConfig:
     idle_in_transaction_session_timeout_ms: int = 60_000
     database_name: str = "mlflow"
     master_username: str = "mlflow_admin"
+    log_retention_days: int = 90
+    """Retention of the log groups the instance exports to (the stack creates them, so they do
+    not default to RDS's never-expiring ones)."""
 
     @property
     def engine_major(self) -> int:
@@ -83,7 +97,7 @@ class ArtifactsConfig:
     region, with its own KMS key and a replication role; "" (default): no replica."""
 
 
-EKS_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver")
+EKS_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver", "metrics-server")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 
@@ -168,6 +182,10 @@ class ExtraPrincipal:
 
     type: Literal["Service", "AWS"]
     identifier: str
+    source_arn: str = ""
+    """Service principals: the ``aws:SourceArn`` pattern the service may assume the role for (e.g.
+    ``arn:aws:sagemaker:us-east-1:<account>:training-job/mlflow-*``), so that no other job or
+    resource of the service in the account can (the confused-deputy guard beyond the account)."""
 
 
 @dataclass(frozen=True)
@@ -222,7 +240,8 @@ class ServerConfig:
     tmp_size_gib: int = 8
     monitoring_namespace: str = "monitoring"
     vpc_cidr: str = "10.0.0.0/16"
-    """Source of ALB traffic (target type ip) and destination of database egress."""
+    """Destination of database egress; the ALB is admitted from the load-balancer subnets only
+    (the VPC CIDR only when a TrackingServer is built without them)."""
 
     @property
     def service_account_ref(self) -> ServiceAccountRef:
@@ -245,6 +264,9 @@ class MonitoringConfig:
     scrape_interval_seconds: int = 30
     alarm_emails: tuple[str, ...] = ()
     """E-mail subscriptions of the alarm topic (each must confirm); empty: the topic only."""
+    service_monitor_labels: dict[str, str] = field(default_factory=dict)
+    """Reuse mode: the labels the cluster's Prometheus selects ServiceMonitors by (required with
+    ``prometheusOperator``). Create mode renders them (``rendering.prometheus_stack``)."""
 
 
 @dataclass(frozen=True)
@@ -272,6 +294,16 @@ class RotationConfig:
 
 
 @dataclass(frozen=True)
+class KmsConfig:
+    """Who administers the stack's customer KMS keys (artifacts, database, EKS Secrets, logs)."""
+
+    administrator_arns: tuple[str, ...] = ()
+    """IAM roles/users that manage (never use) the keys; empty: the principal running ``pulumi up``.
+    The deploying principal is always added when it is not listed: KMS refuses a key policy that
+    would lock out the principal setting it."""
+
+
+@dataclass(frozen=True)
 class StackConfig:
     cluster: ClusterConfig
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -283,6 +315,7 @@ class StackConfig:
     tags: dict[str, str] = field(default_factory=dict)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     garbage_collection: GarbageCollectionConfig = field(default_factory=GarbageCollectionConfig)
+    kms: KmsConfig = field(default_factory=KmsConfig)
     kubernetes: bool = True
     """``mlflow-platform:kubernetes``. False only for the first phase of a first deployment
     (``pulumi up --config mlflow-platform:kubernetes=false``): AWS resources only, before the

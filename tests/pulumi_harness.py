@@ -81,6 +81,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
     """URNs of everything registered; a child's URN encodes its parent's type."""
     zones: dict[str, str] = field(default_factory=lambda: dict(zip(ZONES, ZONE_IDS, strict=True)))
     """What ``getAvailabilityZones`` answers: zone name → zone ID (this account's mapping)."""
+    ignore_changes: dict[str, list[str]] = field(default_factory=dict)
+    """Resource name -> its ``ignore_changes`` property paths."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources.append(Recorded(args.typ, args.name, unwrap(args.inputs), dict(args.inputs), args.provider))
@@ -163,6 +165,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "userId": "AIDA",
                 "id": ACCOUNT_ID,
             }
+        if args.token == "aws:iam/getSessionContext:getSessionContext":
+            # The caller above is an IAM user: its session's issuer is itself.
+            return {"arn": args.args["arn"], "issuerArn": args.args["arn"], "id": args.args["arn"]}
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             excluded = set(args.args.get("excludeZoneIds") or ())
             zones = {name: zone_id for name, zone_id in self.zones.items() if zone_id not in excluded}
@@ -206,6 +211,7 @@ class RecordingMonitor(MockMonitor):
         for dependency in request.propertyDependencies.values():
             urns.update(dependency.urns)
         self.recording.dependencies[request.name] = {urn.rsplit("::", 1)[-1] for urn in urns}
+        self.recording.ignore_changes[request.name] = list(request.ignoreChanges)
         return response
 
 
@@ -287,6 +293,10 @@ REUSED: dict[str, dict[str, dict[str, Any]]] = {
             "vpcId": "vpc-0a1b2c3d4e5f60718",
             "privateSubnetIds": ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"],
             "databaseClientSecurityGroupIds": ["sg-0a1b2c3d4e5f60099"],
+            "loadBalancerSubnets": [
+                {"id": "subnet-0a1b2c3d4e5f60101", "cidrBlock": "10.10.240.0/22"},
+                {"id": "subnet-0a1b2c3d4e5f60102", "cidrBlock": "10.10.244.0/22"},
+            ],
         },
         "server": {},
     },
@@ -303,6 +313,11 @@ REUSED: dict[str, dict[str, dict[str, Any]]] = {
             "vpcId": "vpc-0f1e2d3c4b5a69788",
             "privateSubnetIds": ["subnet-0f1e2d3c4b5a60001", "subnet-0f1e2d3c4b5a60002", "subnet-0f1e2d3c4b5a60003"],
             "databaseClientSecurityGroupIds": ["sg-0f1e2d3c4b5a60099", "sg-0f1e2d3c4b5a60098"],
+            "loadBalancerSubnets": [
+                {"id": "subnet-0f1e2d3c4b5a60101", "cidrBlock": "10.20.240.0/22"},
+                {"id": "subnet-0f1e2d3c4b5a60102", "cidrBlock": "10.20.244.0/22"},
+                {"id": "subnet-0f1e2d3c4b5a60103", "cidrBlock": "10.20.248.0/22"},
+            ],
         },
         "server": {
             "ingress": {
@@ -310,6 +325,8 @@ REUSED: dict[str, dict[str, dict[str, Any]]] = {
                 "certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
             }
         },
+        # The existing cluster's Prometheus (prod sets prometheusOperator: true).
+        "monitoring": {"serviceMonitorLabels": {"prometheus": "platform"}},
     },
 }
 
@@ -322,6 +339,8 @@ def reused_values(stack: str, values: Mapping[str, Any]) -> dict[str, Any]:
     result["network"] = dict(reused["network"])
     server = result.setdefault("server", {})
     server.setdefault("ingress", {}).update(reused["server"].get("ingress", {}))
+    if "monitoring" in reused:
+        result["monitoring"] = {**result.get("monitoring", {}), **reused["monitoring"]}
     return result
 
 

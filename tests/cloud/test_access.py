@@ -139,18 +139,24 @@ def test_irsa_trust_pins_sub_and_aud():
     assert server["Condition"]["StringEquals"][f"{ISSUER}:sub"] == "system:serviceaccount:mlflow:mlflow-server"
 
 
+SAGEMAKER_JOBS = f"arn:aws:sagemaker:us-east-1:{ACCOUNT_ID}:training-job/mlflow-*"
+
+
 def test_extra_principals_are_scoped():
     mocks = build(
         "direct",
         extra=(
-            ExtraPrincipal("Service", "sagemaker.amazonaws.com"),
+            ExtraPrincipal("Service", "sagemaker.amazonaws.com", SAGEMAKER_JOBS),
             ExtraPrincipal("AWS", f"arn:aws:iam::{ACCOUNT_ID}:role/ci"),
         ),
     )
     t = trust(mocks, "train-role")
     sagemaker = next(s for s in t.values() if s["Principal"] == {"Service": "sagemaker.amazonaws.com"})
     assert sagemaker["Action"] == "sts:AssumeRole"
-    assert sagemaker["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
+    assert sagemaker["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT_ID},
+        "ArnLike": {"aws:SourceArn": SAGEMAKER_JOBS},
+    }
     ci = next(s for s in t.values() if s["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:role/ci"})
     assert ci["Action"] == "sts:AssumeRole"
     assert len(t) == 3

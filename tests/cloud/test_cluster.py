@@ -19,6 +19,8 @@ from components.cluster_addons import (
     load_balancer_controller_policy,
     load_balancer_hostname,
 )
+from components.cluster_monitoring import KUBE_PROMETHEUS_STACK
+from components.cluster_scaling import CLUSTER_AUTOSCALER
 from policy import rules
 from tests.policy.harness import violations
 from tests.pulumi_harness import (
@@ -177,7 +179,7 @@ def test_oidc_provider_is_the_clusters_issuer_for_sts(stack: str):
 def test_vpc_cni_enforces_network_policies_with_its_own_role(stack: str):
     mocks = _run(stack)
     addons = {a.inputs["addonName"]: a.inputs for a in mocks.of_type(ADDON)}
-    assert set(addons) == {"vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"}
+    assert set(addons) == {"vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver", "metrics-server"}
     cni = addons["vpc-cni"]
     assert json.loads(cni["configurationValues"]) == {"enableNetworkPolicy": "true"}
     role = mocks.one(ROLE, "-cluster-vpc-cni")
@@ -246,7 +248,10 @@ def releases(stack: str) -> dict[str, dict[str, Any]]:
 def test_helm_releases_are_pinned(stack: str):
     found = releases(stack)
     assert found
-    pins = {c.name: c for c in (AWS_LOAD_BALANCER_CONTROLLER, INGRESS_NGINX, CERT_MANAGER)}
+    pins = {
+        c.name: c
+        for c in (AWS_LOAD_BALANCER_CONTROLLER, INGRESS_NGINX, CERT_MANAGER, KUBE_PROMETHEUS_STACK, CLUSTER_AUTOSCALER)
+    }
     for chart, inputs in found.items():
         assert inputs["version"] == pins[chart].version
         assert inputs["repositoryOpts"] == {"repo": pins[chart].repository}
@@ -256,7 +261,7 @@ def test_helm_releases_are_pinned(stack: str):
 
 def test_alb_path_installs_the_load_balancer_controller_with_its_irsa_role():
     mocks = _run("prod")
-    (lbc,) = releases("prod").values()
+    lbc = releases("prod")["aws-load-balancer-controller"]
     role = mocks.one(ROLE, "-ingress-lbc")
     assert_irsa_trust(role, "kube-system", "aws-load-balancer-controller")
     assert lbc["namespace"] == "kube-system"
@@ -310,16 +315,13 @@ def test_alb_path_issues_a_dns_validated_certificate_the_ingress_uses():
 def test_nginx_path_installs_ingress_nginx_and_cert_manager_with_a_dns01_issuer():
     mocks = _run("dev")
     found = releases("dev")
-    assert set(found) == {"ingress-nginx", "cert-manager"}
+    assert set(found) == {"ingress-nginx", "cert-manager", "cluster-autoscaler", "aws-load-balancer-controller"}
     nginx = found["ingress-nginx"]
     # The namespace the tracking server's NetworkPolicy admits.
     assert nginx["namespace"] == "ingress-nginx" and nginx["createNamespace"] is True
     controller = nginx["values"]["controller"]
     assert controller["allowSnippetAnnotations"] is False
-    assert controller["service"]["annotations"] == {
-        "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
-        "service.beta.kubernetes.io/aws-load-balancer-internal": "true",  # scheme: internal (default)
-    }
+    # The NLB: tests/cloud/test_cluster_add_ons.py (hairpin).
     cert_manager = found["cert-manager"]
     assert cert_manager["namespace"] == "cert-manager"
     assert cert_manager["values"]["crds"] == {"enabled": True, "keep": True}

@@ -16,6 +16,8 @@ from stackconfig.schema import DatabaseConfig
 from tests.pulumi_harness import RecordingMocks, is_secret_envelope, run_mocked
 
 CLIENT_SGS = ["sg-0aaaaaaaaaaaaaaa1", "sg-0aaaaaaaaaaaaaaa2"]
+KEY_ADMIN = "arn:aws:iam::123456789012:role/deploy"
+LOGS_KEY = "arn:aws:kms:us-east-1:123456789012:key/logs"
 
 
 def build(settings: DatabaseConfig) -> tuple[RecordingMocks, dict[str, Any], dict[str, bool]]:
@@ -27,6 +29,9 @@ def build(settings: DatabaseConfig) -> tuple[RecordingMocks, dict[str, Any], dic
                 "vpc_id": "vpc-0123456789abcdef0",
                 "subnet_ids": ["subnet-01", "subnet-02"],
                 "client_security_group_ids": CLIENT_SGS,
+                "region": "us-east-1",
+                "key_administrators": [KEY_ADMIN],
+                "log_kms_key_arn": LOGS_KEY,
             },
         )
         return {"address": db.address, "password": db.master_password, "max_connections": db.max_connections}

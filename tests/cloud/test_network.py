@@ -109,7 +109,9 @@ def test_cheap_network_two_zones_one_nat():
     assert [s["cidrBlock"] for s in private] == ["10.10.0.0/18", "10.10.64.0/18"]
     # Nothing gets a public address by being launched in a subnet.
     assert all(s["mapPublicIpOnLaunch"] is False for s in private + public)
-    assert all(s["tags"]["kubernetes.io/role/internal-elb"] == "1" for s in private)
+    # Only the dedicated load-balancer subnets are tagged for internal load balancers (issue 17).
+    assert all("kubernetes.io/role/internal-elb" not in s["tags"] for s in private)
+    assert all(s["tags"]["kubernetes.io/role/internal-elb"] == "1" for s in subnets(mocks, "lb"))
     assert all(s["tags"]["kubernetes.io/role/elb"] == "1" for s in public)
     assert all(s["tags"]["kubernetes.io/cluster/mlflow-test"] == "shared" for s in private + public)
     # One NAT gateway, in a public subnet; both private route tables egress through it.
@@ -127,6 +129,8 @@ def test_cheap_network_two_zones_one_nat():
         ("net-public-1-id", "net-public-rt-id"),
         ("net-private-0-id", "net-private-0-rt-id"),
         ("net-private-1-id", "net-private-1-rt-id"),
+        ("net-lb-0-id", "net-private-0-rt-id"),
+        ("net-lb-1-id", "net-private-1-rt-id"),
     }
     # The zones come from the region (opt-in zones excluded), not from a guess.
     (zones_call,) = [args for token, args in mocks.invokes if token.endswith("getAvailabilityZones")]
@@ -179,9 +183,16 @@ def test_all_vpc_traffic_is_flow_logged_for_the_configured_time():
     assert statement["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
     assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
     policy = json.loads(mocks.one("aws:iam/rolePolicy:RolePolicy", "net-flow-logs").inputs["policy"])
-    (grant,) = policy["Statement"]
+    grant, describe = policy["Statement"]
     assert all(r.startswith(flow["logDestination"]) for r in grant["Resource"])
     assert not any(a.endswith("*") for a in grant["Action"])
+    # The one action AWS's documented flow-logs role has and delivery into our group lacked.
+    assert describe == {
+        "Sid": "DescribeLogGroups",
+        "Effect": "Allow",
+        "Action": "logs:DescribeLogGroups",
+        "Resource": f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:log-group:*",
+    }
 
 
 @pytest.mark.parametrize(("stack", "zones", "nats"), [("dev", 2, 1), ("prod", 3, 3)])

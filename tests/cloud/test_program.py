@@ -20,6 +20,8 @@ MODES = ["create", "reuse"]
 SERVER_SIDE = [
     "mlflow:index:ArtifactStore",
     "mlflow:index:GarbageCollection",
+    "mlflow:index:KeyPolicy",
+    "mlflow:index:LogsKey",
     "mlflow:index:Monitoring",
     "mlflow:index:TrackingDatabase",
     "mlflow:index:TrackingServer",
@@ -29,6 +31,7 @@ SERVER_SIDE = [
 ]
 CLUSTER_SIDE = [
     "mlflow:index:Cluster",
+    "mlflow:index:ClusterAutoscaling",
     "mlflow:index:ClusterIngress",
     "mlflow:index:Network",
     "mlflow:index:TrackingHostRecord",
@@ -45,7 +48,9 @@ def config_for(stack: str, mode: str) -> dict[str, str]:
 def test_stack_builds_the_whole_platform(stack: str, mode: str):
     mocks, outputs, secrets = captured_program(stack, mode)
     components = sorted(r.typ for r in mocks.resources if r.typ.startswith("mlflow:index:"))
-    assert components == sorted(SERVER_SIDE + (CLUSTER_SIDE if mode == "create" else []))
+    # kube-prometheus-stack: on a created cluster whose stack wants the Prometheus Operator (prod).
+    operator = ["mlflow:index:ClusterMonitoring"] if (mode, stack) == ("create", "prod") else []
+    assert components == sorted(SERVER_SIDE + (CLUSTER_SIDE if mode == "create" else []) + operator)
     assert outputs["clusterMode"] == mode
     assert outputs["clusterName"] == f"mlflow-{stack}"
     assert outputs["artifactRoot"] == f"s3://{outputs['artifactBucketName']}/mlflow"
@@ -89,10 +94,13 @@ def test_dev_and_prod_differ_as_their_files_say():
     }
     assert params["shared_buffers"] == "524288" and params["max_connections"] == "400"
     assert prod_out["databaseMaxConnections"] == 400
-    # SageMaker may assume prod's training role, only for this account.
+    # SageMaker may assume prod's training role, only for this account's mlflow-* training jobs.
     trust = json.loads(prod_mocks.one("aws:iam/role:Role", "training-role").inputs["assumeRolePolicy"])
     sagemaker = [s for s in trust["Statement"] if s["Principal"] == {"Service": "sagemaker.amazonaws.com"}]
-    assert sagemaker and sagemaker[0]["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    assert sagemaker and sagemaker[0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:sagemaker:us-east-1:222222222222:training-job/mlflow-*"},
+    }
 
 
 def test_proxied_mode_switch_reaches_iam():
@@ -173,7 +181,11 @@ def test_one_explicit_kubernetes_provider_for_every_kubernetes_resource(stack: s
     if mode == "reuse":
         assert helm == set()  # the controllers of an existing cluster are taken as given
     else:
-        assert helm == ({"ingress-nginx", "cert-manager"} if stack == "dev" else {"aws-load-balancer-controller"})
+        assert helm == (
+            {"ingress-nginx", "cert-manager", "cluster-autoscaler", "aws-load-balancer-controller"}
+            if stack == "dev"
+            else {"aws-load-balancer-controller", "kube-prometheus-stack", "cluster-autoscaler"}
+        )
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -232,8 +232,9 @@ def test_network_policy_limits_ingress_and_egress(stack: str):
         s.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") or s["ipBlock"]["cidr"]
         for s in rule["from"]
     ]
-    edge = {"dev": "ingress-nginx", "prod": "10.20.0.0/16"}[stack]
-    assert sources == [edge, "ml-training"]
+    # prod's ALB: only the dedicated load-balancer subnets (issue 17), never the whole VPC.
+    edge = {"dev": ["ingress-nginx"], "prod": ["10.20.240.0/22", "10.20.244.0/22", "10.20.248.0/22"]}[stack]
+    assert sources == [*edge, "ml-training"]
     # The scraper: only Prometheus's pods (labels from config) in the monitoring namespace, only
     # to the metrics ports (the proxy, whose /metrics needs a login, and the PgBouncer exporter).
     assert scraper == {

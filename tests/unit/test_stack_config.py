@@ -277,7 +277,10 @@ def test_reuse_names_every_missing_fact_of_the_existing_cluster():
             "network.vpcId",
             "network.privateSubnetIds",
             "network.databaseClientSecurityGroupIds",
+            "network.loadBalancerSubnets",
             "server.ingress.acmCertificateArn",
+            # prod wants the Prometheus Operator: an existing one's ServiceMonitor selector.
+            "monitoring.serviceMonitorLabels",
         )
     }
 
@@ -312,7 +315,9 @@ def test_pools_that_do_not_fit_the_database_are_refused_with_the_fix():
     values["server"]["maxReplicas"] = 20
     with pytest.raises(ConfigError) as caught:
         load_stack_config(values)
-    (problem,) = caught.value.problems
+    # 20 pods of 2 CPUs do not fit on 6 nodes either (rendering/node_capacity.py).
+    problem, nodes = caught.value.problems
+    assert nodes.key == "mlflow-platform:cluster.nodeGroup.maxSize"
     assert problem.key == "mlflow-platform:server.maxReplicas"
     assert "20 replicas × 68 database connections each + 10 reserved = 1370 > max_connections 400" in str(problem)
     assert "lower in_flight_per_worker to 1" in str(problem)
