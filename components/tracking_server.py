@@ -576,7 +576,9 @@ class TrackingServer(pulumi.ComponentResource):
                 }
             ),
             # The server must run (and have seeded the user store) before its password changes.
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[secret, self.deployment])),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[secret, self.service_account, self.deployment])
+            ),
         )
 
     def _migration_job(
@@ -653,8 +655,9 @@ class TrackingServer(pulumi.ComponentResource):
                     },
                 }
             ),
-            # Pulumi waits for the Job to complete; the Deployment depends on it.
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[secret])),
+            # Pulumi waits for the Job to complete; the Deployment depends on it. The pod names its
+            # ServiceAccount and Secret by plain strings, so Pulumi cannot infer these edges.
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[secret, self.service_account])),
         )
 
     def _deployment(
@@ -846,7 +849,14 @@ class TrackingServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 opts,
                 pulumi.ResourceOptions(
-                    depends_on=[self.migration_job, self.server_secret, self.pgbouncer_config, self.proxy_config],
+                    # Everything the pods mount or read by name (Pulumi cannot infer those edges).
+                    depends_on=[
+                        self.migration_job,
+                        self.service_account,
+                        self.server_secret,
+                        self.pgbouncer_config,
+                        self.proxy_config,
+                    ],
                     # With an HPA, the replica count is the autoscaler's: not drift.
                     ignore_changes=["spec.replicas"] if hpa else None,
                 ),

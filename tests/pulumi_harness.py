@@ -73,6 +73,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
     """Every invoke the program made, with its arguments."""
     urns: list[str] = field(default_factory=list)
     """URNs of everything registered; a child's URN encodes its parent's type."""
+    dependencies: dict[str, list[str]] = field(default_factory=dict)
+    """Logical name -> logical names of the resources it depends on, as the engine receives
+    them (explicit ``depends_on`` plus what Pulumi infers from Output inputs)."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.resources.append(Recorded(args.typ, args.name, unwrap(args.inputs), dict(args.inputs), args.provider))
@@ -165,6 +168,19 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return matches[0]
 
 
+class _DependencyRecordingMonitor(MockMonitor):
+    """The mock monitor, also noting each registration's dependencies (which the mocks' own
+    ``new_resource`` is not given)."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.recording.dependencies[request.name] = [urn.rsplit("::", 1)[1] for urn in request.dependencies]
+        return super().RegisterResource(request)
+
+
 def run_mocked(
     build: Callable[[], Mapping[str, Any]],
     *,
@@ -174,7 +190,7 @@ def run_mocked(
     """Run ``build`` (which creates resources and returns outputs) with fresh mocks; return the
     recorded resources, the resolved outputs, and which outputs are secret."""
     mocks = RecordingMocks()
-    monitor = MockMonitor(mocks)
+    monitor = _DependencyRecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config or {}))
     resolved: dict[str, Any] = {}
