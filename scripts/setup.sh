@@ -12,6 +12,9 @@ APT_PACKAGES=(postgresql pgbouncer nginx openssl ca-certificates python3-venv)
 WITH_TEST_TOOLS=${WITH_TEST_TOOLS:-0}
 if [[ "$WITH_TEST_TOOLS" == "1" ]]; then
   APT_PACKAGES+=(libnss3-tools)
+  # tests/pod: network namespaces (ip), mount namespaces and the containers' users (unshare,
+  # setpriv; chroot is coreutils).
+  APT_PACKAGES+=(iproute2 util-linux)
   if ! command -v chromium >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
     APT_PACKAGES+=(chromium)
   fi

@@ -29,13 +29,17 @@ def program(stack: str) -> RecordingMocks:
     config = stack_file_config(stack)
     rotation = json.loads(config.get(f"{PROJECT}:rotation", "{}"))
     config[f"{PROJECT}:rotation"] = json.dumps({**rotation, **ROTATION_OVERRIDE})
-    previous = asyncio.get_event_loop()
+    try:
+        previous: asyncio.AbstractEventLoop | None = asyncio.get_event_loop()
+    except RuntimeError:  # between tests (tests/conftest.py leaves none set)
+        previous = None
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         mocks, _, _ = run_program(stack, config)
     finally:
         asyncio.set_event_loop(previous)
+        loop.close()
     return mocks
 
 
