@@ -39,8 +39,10 @@ test-integration: setup-test  ## the guide's workflows, security behaviour and t
 test-reliability: setup  ## faults under load, MLflow CVE probes and the backup/restore drill, on one platform
 	@$(PYTEST) -q tests/reliability
 
+# tests/pod creates network and mount namespaces: root, or sudo (CI runners are not root).
+AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo --preserve-env=PATH)
 test-pod: setup  ## the rendered pods run as the kubelet would: namespaces, probes, Jobs (root; tests/pod)
-	@$(PYTEST) -q tests/pod
+	@$(AS_ROOT) $(PYTEST) -q tests/pod
 
 # The suites that start real services, at once: each starts its own platforms on free loopback
 # ports, and gets its own pytest base directory (a new pytest session resets the permissions of
@@ -53,6 +55,9 @@ test-services: setup-test  ## every service suite, in parallel, output kept per 
 
 suite/%:
 	@echo "== $* =="; $(PYTEST) -q --basetemp=$(TEST_TMP)/$(notdir $*) $*
+
+suite/tests/pod:
+	@echo "== tests/pod =="; $(AS_ROOT) $(PYTEST) -q --basetemp=$(TEST_TMP)/pod tests/pod
 
 test-upgrade: setup  ## previous MLflow minor -> pinned one on a local platform, and credential rotation (~4 min; own CI job, not in test)
 	@$(PYTEST) -q tests/upgrade
