@@ -6,9 +6,11 @@ processes as the kubelet would (tests/pod/kubelet.py), against PostgreSQL playin
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +79,28 @@ def test_the_migration_job_ran_twice_and_the_server_pod_passed_every_probe(runni
     ]
     assert len(probed) >= 8, probed
     assert all(r.process.poll() is None for r in server.running), [r.name for r in server.running]
+
+
+def test_each_container_runs_as_its_user_on_a_read_only_root(running: tuple[Cluster, PodRun]):
+    """The processes themselves, read from /proc: UID/GID and fsGroup as the spec says, the
+    pod's network namespace (not the machine's), and a root that refuses writes."""
+    _, server = running
+    host_net = os.readlink("/proc/self/ns/net")
+    by_name = {c["name"]: c for c in [*server.pod.get("initContainers", []), *server.pod["containers"]]}
+    for running_container in server.running:
+        pid = running_container.process.pid
+        status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+        spec = by_name[running_container.name]
+        expected = server.process(spec, ("true",))
+        assert status["Uid"].split()[0] == str(expected.uid) != "0", running_container.name
+        assert status["Gid"].split()[0] == str(expected.gid), running_container.name
+        assert str(server.pod["securityContext"]["fsGroup"]) in status["Groups"].split()
+        assert status["NoNewPrivs"].strip() == "1"
+        assert os.readlink(f"/proc/{pid}/ns/net") != host_net
+        # Its mount table as it sees it (chrooted): the last mount on "/" is its root.
+        roots = [line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()]
+        root_options = [fields[5].split(",") for fields in roots if fields[4] == "/"][-1]
+        assert expected.read_only_root and "ro" in root_options, (running_container.name, root_options)
 
 
 def test_the_service_target_port_reaches_the_container_that_serves_it(running: tuple[Cluster, PodRun]):
