@@ -5,7 +5,7 @@ STATE ?= .local
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images mlflowops examples plugins
 
-.PHONY: setup setup-test test-ops test-integration test-services test-reliability test-upgrade up down status test test-unit test-local lint typecheck actionlint audit bench lock clean
+.PHONY: setup setup-test test-ops test-integration test-services test-reliability test-upgrade up down status test test-unit test-local lint typecheck actionlint audit bench lock clean test-pod
 
 setup:  ## apt packages + .venv with the pinned dependencies (idempotent)
 	@bash scripts/setup.sh
@@ -39,10 +39,15 @@ test-integration: setup-test  ## the guide's workflows, security behaviour and t
 test-reliability: setup  ## faults under load, MLflow CVE probes and the backup/restore drill, on one platform
 	@$(PYTEST) -q tests/reliability
 
+# tests/pod creates network and mount namespaces: root, or sudo (CI runners are not root).
+AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo --preserve-env=PATH)
+test-pod: setup  ## the rendered pods run as the kubelet would: namespaces, probes, Jobs (root; tests/pod)
+	@$(AS_ROOT) $(PYTEST) -q tests/pod
+
 # The suites that start real services, at once: each starts its own platforms on free loopback
 # ports, and gets its own pytest base directory (a new pytest session resets the permissions of
 # the shared /tmp/pytest-of-<user>, which the service users of another session must traverse).
-SERVICE_SUITES := tests/local tests/ops tests/integration tests/reliability
+SERVICE_SUITES := tests/local tests/ops tests/integration tests/reliability tests/pod
 test-services: setup-test  ## every service suite, in parallel, output kept per suite
 	@tmp=$$(mktemp -d /tmp/mlflow-platform-tests.XXXXXX); \
 	  $(MAKE) --no-print-directory -j$(words $(SERVICE_SUITES)) --output-sync=target TEST_TMP=$$tmp \
@@ -50,6 +55,9 @@ test-services: setup-test  ## every service suite, in parallel, output kept per 
 
 suite/%:
 	@echo "== $* =="; $(PYTEST) -q --basetemp=$(TEST_TMP)/$(notdir $*) $*
+
+suite/tests/pod:
+	@echo "== tests/pod =="; $(AS_ROOT) $(PYTEST) -q --basetemp=$(TEST_TMP)/pod tests/pod
 
 test-upgrade: setup  ## previous MLflow minor -> pinned one on a local platform, and credential rotation (~4 min; own CI job, not in test)
 	@$(PYTEST) -q tests/upgrade

@@ -43,6 +43,8 @@ UID = 10001
 MLFLOW_PORT = 5000
 PGBOUNCER_PORT = 6432
 PROXY_PORT = 8080
+POD_ALL_INTERFACES = "0.0.0.0"
+"""Bind address of the pod's servers that the kubelet probes on the pod IP."""
 PGBOUNCER_METRICS_PORT = 9127
 """The PgBouncer exporter sidecar's port (its default)."""
 METRICS_DIR = "/run/mlflow-metrics"
@@ -137,7 +139,7 @@ def pod_target(
         pgbouncer_port=PGBOUNCER_PORT,
         pgbouncer_version=PGBOUNCER_VERSION,
         pgbouncer_auth_file=f"{RUN_DIR}/userlist.txt",
-        server_bind_host="0.0.0.0",
+        server_bind_host=POD_ALL_INTERFACES,
         server_port=MLFLOW_PORT,
         public_host_names=(settings.host, *service_names, POD_IP_HOST),
         public_ports=(443, SERVICE_PORT, PROXY_PORT),
@@ -152,6 +154,10 @@ def pod_target(
         max_replicas=settings.max_replicas,
         database_max_connections=max_connections,
         prometheus_dir=METRICS_DIR,
+        # All of the pod's interfaces, not loopback: the kubelet probes the sidecar on the pod IP
+        # (see TargetParameters.pgbouncer_listen_host); the server NetworkPolicy admits no peer
+        # to PGBOUNCER_PORT, so nothing outside the pod reaches it.
+        pgbouncer_listen_host=POD_ALL_INTERFACES,
     )
 
 
@@ -583,7 +589,9 @@ class TrackingServer(pulumi.ComponentResource):
                 }
             ),
             # The server must run (and have seeded the user store) before its password changes.
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[secret, self.deployment])),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[secret, self.service_account, self.deployment])
+            ),
         )
 
     def _migration_job(
@@ -660,8 +668,9 @@ class TrackingServer(pulumi.ComponentResource):
                     },
                 }
             ),
-            # Pulumi waits for the Job to complete; the Deployment depends on it.
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[secret])),
+            # Pulumi waits for the Job to complete; the Deployment depends on it. The pod names its
+            # ServiceAccount and Secret by plain strings, so Pulumi cannot infer these edges.
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[secret, self.service_account])),
         )
 
     def _deployment(
@@ -853,7 +862,14 @@ class TrackingServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 opts,
                 pulumi.ResourceOptions(
-                    depends_on=[self.migration_job, self.server_secret, self.pgbouncer_config, self.proxy_config],
+                    # Everything the pods mount or read by name (Pulumi cannot infer those edges).
+                    depends_on=[
+                        self.migration_job,
+                        self.service_account,
+                        self.server_secret,
+                        self.pgbouncer_config,
+                        self.proxy_config,
+                    ],
                     # With an HPA, the replica count is the autoscaler's: not drift.
                     ignore_changes=["spec.replicas"] if hpa else None,
                 ),

@@ -300,6 +300,7 @@ def target_parameters(ctx: Context, tuning: PostgresTuning) -> TargetParameters:
         database_max_connections=max_connections_for(tuning),
         prometheus_dir=str(prometheus_dir(ctx.layout)),
         pooled=ctx.options.pooler == "pgbouncer",
+        pgbouncer_listen_host=LOOPBACK,  # nothing probes it from outside here: loopback only
     )
 
 

@@ -48,7 +48,9 @@ from .pools import CapacityInputs, PoolPlan, plan_pools
 from .scram import scram_sha256_verifier
 
 PGBOUNCER_HOST = "127.0.0.1"
-"""PgBouncer listens on loopback only: in the pod's network namespace, or on the machine."""
+"""Where the server, the auth store and the exporter *connect to* PgBouncer: loopback, in the
+pod's network namespace or on the machine. Where PgBouncer *listens* is a target parameter
+(:attr:`TargetParameters.pgbouncer_listen_host`): it must include loopback for these clients."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,14 @@ class TargetParameters:
     pooled: bool = True
     """False only for the local comparison mode: the server connects to PostgreSQL itself
     (verify-full) instead of through PgBouncer. The cloud is always pooled."""
+    pgbouncer_listen_host: str = PGBOUNCER_HOST
+    """PgBouncer's ``listen_addr``. Loopback on the machine (the default: nothing else may
+    reach it). In a pod it must include the pod IP: the kubelet sends ``tcpSocket`` and
+    ``httpGet`` probes to the pod IP unless the probe sets ``host`` (Kubernetes API,
+    ``TCPSocketAction.host``: "Host name to connect to, defaults to the pod IP"; the same
+    docstring in pulumi_kubernetes' ``TCPSocketActionArgs``), so a loopback-only sidecar fails
+    its startupProbe and no later container ever starts (issue 16). The pod binds all its
+    interfaces; its NetworkPolicy admits no peer to PgBouncer's port."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +185,7 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
         for name in (settings.tracking_database, settings.auth_database)
     )
     pgbouncer = PgBouncerSettings(
-        listen_addr=PGBOUNCER_HOST,
+        listen_addr=target.pgbouncer_listen_host,
         listen_port=target.pgbouncer_port,
         auth_file=target.pgbouncer_auth_file,
         databases=databases,

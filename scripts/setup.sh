@@ -13,6 +13,9 @@ APT_PACKAGES+=(curl jq)  # .github/scripts (smoke check, first-deploy phase) and
 WITH_TEST_TOOLS=${WITH_TEST_TOOLS:-0}
 if [[ "$WITH_TEST_TOOLS" == "1" ]]; then
   APT_PACKAGES+=(libnss3-tools)
+  # tests/pod: network namespaces (ip), mount namespaces and the containers' users (unshare,
+  # setpriv; chroot is coreutils).
+  APT_PACKAGES+=(iproute2 util-linux)
   if ! command -v chromium >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
     APT_PACKAGES+=(chromium)
   fi

@@ -84,7 +84,7 @@ def test_pgbouncer_is_a_native_sidecar_with_verified_tls(stack: str):
     assert settings["pool_mode"] == "transaction"
     assert settings["server_tls_sslmode"] == "verify-full"
     assert settings["server_tls_ca_file"] == "/run/mlflow/rds-ca.pem"
-    assert settings["listen_addr"] == "127.0.0.1"
+    assert settings["listen_addr"] == "0.0.0.0"  # noqa: S104 - the kubelet probes the pod IP (test_pod_probes.py)
     assert settings["auth_type"] == "scram-sha-256"
 
 

@@ -78,8 +78,12 @@ def _texts(side: ServerSide, target: TargetParameters) -> dict[str, str]:
     hosts = argv.index("--allowed-hosts") + 1
     assert argv[hosts] == ",".join(allowed_hosts(target.public_host_names, target.public_ports))
     argv[hosts] = "<allowed hosts>"
+    # PgBouncer may listen where another parameter's value is (the pod binds 0.0.0.0 for both
+    # MLflow and PgBouncer), so its line is matched to its own parameter here.
+    listen = f"listen_addr = {target.pgbouncer_listen_host}"
+    assert listen in side.pgbouncer_ini.splitlines()
     return {
-        "pgbouncer.ini": side.pgbouncer_ini,
+        "pgbouncer.ini": side.pgbouncer_ini.replace(listen, "listen_addr = <pgbouncer_listen_host>"),
         "auth.ini": side.auth_ini,
         "argv": "\n".join(argv),
         "env": json.dumps(side.launch.env, sort_keys=True, indent=0),
@@ -108,7 +112,12 @@ def _placeholders(target: TargetParameters) -> list[tuple[str, str]]:
     are checked through the allowed-hosts argument instead (``mlflow`` is also a database)."""
     pairs: list[tuple[str, str]] = []
     for field in dataclasses.fields(target):
-        if field.name in SAME_IN_BOTH | {"public_host_names", "mlflow_command", "python_command"}:
+        if field.name in SAME_IN_BOTH | {
+            "public_host_names",
+            "mlflow_command",
+            "python_command",
+            "pgbouncer_listen_host",
+        }:
             continue
         value = getattr(target, field.name)
         if isinstance(value, S3Client):
