@@ -113,6 +113,11 @@ class StateLayout:
     def bucket_file(self) -> Path:
         return self.s3_dir / "bucket.json"
 
+    @property
+    def s3_state_file(self) -> Path:
+        """The S3 emulator's objects, kept across restarts (``localplatform.s3_server``)."""
+        return self.s3_dir / "state.pickle"
+
     # service user --------------------------------------------------------------------------
     @property
     def svc(self) -> Path:
