@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rendering.engine_plugin import BATCHED_EXECUTEMANY_PLUGIN, PLUGIN_SOURCE
-from rendering.mlflow_server import MINIMUM_MLFLOW_VERSION
+from rendering.mlflow_server import MINIMUM_MLFLOW_VERSION, ArtifactAccessMode
 from rendering.server_side import PlatformSettings
 
 from . import components as comp
@@ -82,7 +82,7 @@ class PlatformInfo:
     env_file: Path
     ca_cert: Path
     username: str | None
-    access_mode: str
+    access_mode: ArtifactAccessMode
     startup_seconds: float
     notes: list[str] = field(default_factory=list)
     env_script: Path | None = None

@@ -166,7 +166,9 @@ class Store:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localplatform.s3_server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m localplatform.s3_server", description="moto's S3 with its state on disk"
+    )
     parser.add_argument("--state", type=Path, required=True, help="the snapshot file")
     parser.add_argument("-H", "--host", required=True)
     parser.add_argument("-p", "--port", type=int, required=True)

@@ -18,6 +18,7 @@ from localplatform.clientenv import render_env_file, render_env_script
 from localplatform.platform import PlatformInfo
 from localplatform.status import ComponentStatus, PlatformStatus, write_status
 from rendering.client import client_install_command
+from rendering.mlflow_server import ArtifactAccessMode
 from rendering.versions import mlflow_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ ENV = {
 }
 
 
-def info(access_mode: str, username: str | None = "admin") -> PlatformInfo:
+def info(access_mode: ArtifactAccessMode, username: str | None = "admin") -> PlatformInfo:
     return PlatformInfo(
         url="https://localhost:8443",
         env_file=Path(".local/mlflow.env"),
