@@ -10,14 +10,16 @@ LINT_PATHS := rendering stackconfig components infra localplatform scripts tests
 setup:  ## apt packages + .venv with the pinned dependencies (idempotent)
 	@bash scripts/setup.sh
 
-up: setup  ## start the whole platform locally (state in $(STATE)/)
-	@$(PY) -m localplatform up --state-dir $(STATE)
+# ARGS passes options through, e.g. make up ARGS='--access-mode proxied' (python -m localplatform up --help).
+# LOCALPLATFORM_CLI=make: the commands the platform prints back are these targets.
+up: setup  ## start the whole platform locally (state in $(STATE)/; options: ARGS='--access-mode proxied')
+	@LOCALPLATFORM_CLI=make $(PY) -m localplatform up --state-dir $(STATE) $(ARGS)
 
 down:  ## stop what `make up` started
-	@$(PY) -m localplatform down --state-dir $(STATE)
+	@LOCALPLATFORM_CLI=make $(PY) -m localplatform down --state-dir $(STATE) $(ARGS)
 
-status:  ## report each local component
-	@$(PY) -m localplatform status --state-dir $(STATE)
+status:  ## report each local component (exit 0 when ready or cleanly stopped)
+	@LOCALPLATFORM_CLI=make $(PY) -m localplatform status --state-dir $(STATE) $(ARGS)
 
 test: setup-test lint typecheck actionlint test-unit test-services  ## everything CI runs
 

@@ -1,12 +1,14 @@
 """``python -m localplatform up|down|status``: the thin CLI behind ``make up/down/status``.
 
 Errors a user can fix are printed as one line (no traceback) with exit code 1. Secrets are
-never printed: the output points at the env file that holds them.
+never printed: the output points at the env file that holds them. ``make up/down/status`` set
+``LOCALPLATFORM_CLI=make``, so the commands printed are the ones the user typed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -14,8 +16,10 @@ from typing import NoReturn
 
 from .errors import PlatformError
 from .options import PORT_NAMES, PlatformOptions
-from .platform import LocalPlatform
+from .platform import LocalPlatform, PlatformInfo
 from .status import is_alive
+
+DEFAULT_STATE_DIR = Path(".local")
 
 
 def _port(text: str) -> tuple[str, int]:
@@ -38,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m localplatform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     common = _Parser(add_help=False)
-    common.add_argument("--state-dir", type=Path, default=Path(".local"), help="where everything lives (.local)")
+    common.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="where everything lives (.local)")
     up = sub.add_parser("up", parents=[common], help="start (or confirm) the platform")
     up.add_argument(
         "--access-mode",
@@ -46,9 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="artifact access: direct (clients use S3) or proxied (the server streams)",
     )
-    up.add_argument("--auth", choices=["ours", "mlflow-defaults", "off"], default="ours")
-    up.add_argument("--pooler", choices=["pgbouncer", "direct"], default="pgbouncer")
-    up.add_argument("--workers", type=int, default=2)
+    up.add_argument(
+        "--auth",
+        choices=["ours", "mlflow-defaults", "off"],
+        default="ours",
+        help="ours: basic-auth as deployed (auth DB on PostgreSQL, no default permissions, credential cache); "
+        "mlflow-defaults: MLflow's shipped auth settings (READ for everyone); off: no authentication "
+        "(comparisons only)",
+    )
+    up.add_argument(
+        "--pooler",
+        choices=["pgbouncer", "direct"],
+        default="pgbouncer",
+        help="pgbouncer: the server reaches PostgreSQL through PgBouncer, as in the pod; direct: straight to "
+        "PostgreSQL over TLS",
+    )
+    up.add_argument("--workers", type=int, default=2, help="uvicorn workers of the MLflow server (2 on 2 cores)")
     up.add_argument("--max-connections", type=int, default=None, help="PostgreSQL max_connections")
     up.add_argument("--postgres-memory-mb", type=int, default=1024, help="memory the PostgreSQL tuning assumes")
     up.add_argument("--mlflow-python", type=Path, default=None, help="interpreter of another MLflow install")
@@ -93,15 +110,45 @@ def cmd_up(args: argparse.Namespace) -> int:
     platform = LocalPlatform(options, progress=lambda line: print(line, flush=True))
     print(f"starting the local MLflow platform in {platform.state_dir}", flush=True)
     info = platform.start()
-    env_file = info.env_file
     print()
-    print(f"MLflow is up ({info.startup_seconds:.1f}s): {info.url}")
-    print(f"  artifacts: {info.access_mode}; TLS by a local CA: {info.ca_cert}")
-    if info.username:
-        print(f"  sign in as '{info.username}'; the password is MLFLOW_TRACKING_PASSWORD in {env_file}")
-    print(f"  point a client at it:  set -a; . {env_file}; set +a")
-    print(f"  status / stop:         python -m localplatform status|down --state-dir {args.state_dir}")
+    for line in up_summary(info, args.state_dir):
+        print(line)
     return 0
+
+
+def own_command(verb: str, state_dir: Path) -> str:
+    """How the user runs ``verb`` again: the make target if that is how they started, else the module."""
+    if os.environ.get("LOCALPLATFORM_CLI") == "make":
+        return f"make {verb}" + ("" if state_dir == DEFAULT_STATE_DIR else f" STATE={state_dir}")
+    return f"python -m localplatform {verb}" + ("" if state_dir == DEFAULT_STATE_DIR else f" --state-dir {state_dir}")
+
+
+def up_summary(info: PlatformInfo, state_dir: Path) -> list[str]:
+    """What a new user needs next: the client install for the mode, the env file to source,
+    the UI and the artifact root (``scripts/check_artifact_store.py`` asks for it)."""
+    from rendering.client import client_install_command
+
+    env_script = info.env_script or info.env_file
+    lines = [
+        f"MLflow is up ({info.startup_seconds:.1f}s): {info.url}",
+        f"  artifacts: {info.access_mode} access, root {info.artifact_root} (kept on disk in {state_dir}/s3)",
+        f"  TLS by a local CA: {info.ca_cert}",
+        "",
+        "train against it (any MLflow client code; TLS is verified against the local CA):",
+        f"  {client_install_command(info.access_mode)}    # in the training virtualenv, with the script's libraries",
+        f"  . {env_script}    # exports MLFLOW_TRACKING_URI, the credentials and the CA "
+        f"(or: set -a; . {info.env_file}; set +a)",
+        "  python train.py",
+    ]
+    if info.username:
+        lines += [
+            f"UI: open {info.url} in a browser that trusts {info.ca_cert}; at its sign-in prompt use "
+            f"'{info.username}' and MLFLOW_TRACKING_PASSWORD from {env_script} (not user:pass@ in the URL)",
+        ]
+    else:
+        lines += [f"UI: open {info.url} in a browser that trusts {info.ca_cert}"]
+    lines += [f"status / stop: {own_command('status', state_dir)}  |  {own_command('down', state_dir)}"]
+    return lines
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -120,7 +167,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     meta = platform.metadata()
     print(f"platform: {status.state}{' - ' + status.message if status.message else ''}")
     if meta.get("url") and status.state == "ready":
-        print(f"url: {meta['url']}   client env: {platform.layout.env_file}")
+        print(f"url (API and UI): {meta['url']}   client env: . {platform.layout.env_script}")
+        print(f"artifact root: {meta.get('artifact_root', '?')}   CA: {platform.layout.ca_cert}")
+    running = [c.name for c in status.components.values() if is_alive(c.pid, c.start_time)]
+    if status.state == "stopped" and not running:  # after `down`, or never started: nothing is wrong
+        print(f"start it with: {own_command('up', args.state_dir)}")
+        return 0
     if not status.components:
         return 3
     print(f"{'component':<20} {'kind':<8} {'state':<11} {'pid':>8} {'port':>6} {'restarts':>8}  log")

@@ -5,8 +5,8 @@ A backup directory holds what the platform cannot rebuild by itself:
 * ``mlflow.dump`` and ``mlflow_auth.dump`` — ``pg_dump --format=custom`` of the tracking and
   auth databases, made with the platform's own PostgreSQL binaries as the migrator (owner)
   role over verified TLS (the RDS counterpart: an automated snapshot);
-* ``artifacts/`` — a copy of every object in the artifact bucket (the S3 emulator keeps
-  objects in memory and loses them on stop; on AWS, bucket versioning plays this part);
+* ``artifacts/`` — a copy of every object in the artifact bucket (the S3 emulator's snapshot
+  lives in the state dir, which a disaster takes with it; on AWS, bucket versioning plays this part);
 * ``secrets.json`` — the platform's generated credentials. The restored databases contain the
   roles' and the admin's password hashes, so the restored platform must use the same secrets
   (on AWS they live in Pulumi secrets / Secrets Manager and outlive the instance);

@@ -1,4 +1,11 @@
-"""The client environment: what ``set -a; . .local/mlflow.env`` gives a training script."""
+"""The client environment: what ``. .local/mlflow.sh`` (or ``set -a; . .local/mlflow.env``)
+gives a training script.
+
+Two files with the same values: ``mlflow.env`` is KEY=value (for ``docker --env-file``,
+systemd's ``EnvironmentFile=``, python-dotenv), which a shell sources *without exporting*
+unless ``set -a`` is on; MLflow then silently falls back to a local ``./mlflow.db`` and reports
+success. ``mlflow.sh`` has ``export`` lines, so plain ``. .local/mlflow.sh`` is enough.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +25,21 @@ def render_env_file(env: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_env_script(env: Mapping[str, str]) -> str:
+    lines = [
+        "# MLflow client settings for the local platform (generated; contains a password: keep 0600).",
+        "# Use: . <this file>   (exports each variable; the same values as mlflow.env)",
+    ]
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+    return "\n".join(lines) + "\n"
+
+
 def write_env_file(path: Path, env: Mapping[str, str]) -> None:
     write_file(path, render_env_file(env), current_user(), 0o600)
+
+
+def write_env_script(path: Path, env: Mapping[str, str]) -> None:
+    write_file(path, render_env_script(env), current_user(), 0o600)
 
 
 def read_env_file(path: Path) -> dict[str, str]:

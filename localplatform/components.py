@@ -436,9 +436,9 @@ def aws_env(ctx: Context, ca_bundle: str) -> dict[str, str]:
 
 
 def s3_steps(ctx: Context) -> list[Step]:
-    """moto in server mode over TLS (a cert from the local CA), and the bucket job that applies
-    the hardened bucket settings. moto keeps state in memory, so the job reruns after a moto
-    restart (objects of earlier runs are gone then; the README says so)."""
+    """moto in server mode over TLS (a cert from the local CA) with its S3 state on disk
+    (``localplatform.s3_server``: artifacts survive ``down``/``up`` and crashes), and the bucket
+    job that applies the hardened bucket settings, rerun after each emulator start."""
     layout = ctx.layout
     directory = make_dir(layout.s3_dir, ctx.me)
     cert = ensure_leaf(
@@ -453,7 +453,9 @@ def s3_steps(ctx: Context) -> list[Step]:
         argv=(
             sys.executable,
             "-m",
-            "moto.server",
+            "localplatform.s3_server",
+            "--state",
+            str(layout.s3_state_file),
             "-H",
             LOOPBACK,
             "-p",

@@ -3,7 +3,7 @@
 ``svc/`` belongs to the unprivileged service user (PostgreSQL, PgBouncer and nginx refuse to
 run as root, or should not); everything else belongs to the invoking user. When that user cannot
 reach the state dir (a clone under ``/root``), ``svc/`` is a symlink to a directory it can reach. Secrets are files
-with mode 0600: ``secrets.json``, ``mlflow.env``, ``run/plan.json``, the pgpass files, the auth
+with mode 0600: ``secrets.json``, ``mlflow.env``, ``mlflow.sh``, ``run/plan.json``, the pgpass files, the auth
 ini, PgBouncer's auth file and every private key.
 """
 
@@ -33,6 +33,11 @@ class StateLayout:
     @property
     def env_file(self) -> Path:
         return self.root / "mlflow.env"
+
+    @property
+    def env_script(self) -> Path:
+        """The same settings as ``export`` lines: ``. .local/mlflow.sh`` (``localplatform.clientenv``)."""
+        return self.root / "mlflow.sh"
 
     @property
     def logs(self) -> Path:
@@ -112,6 +117,11 @@ class StateLayout:
     @property
     def bucket_file(self) -> Path:
         return self.s3_dir / "bucket.json"
+
+    @property
+    def s3_state_file(self) -> Path:
+        """The S3 emulator's objects, kept across restarts (``localplatform.s3_server``)."""
+        return self.s3_dir / "state.pickle"
 
     # service user --------------------------------------------------------------------------
     @property

@@ -47,7 +47,7 @@ class Step:
     stop_signal: str = "SIGTERM"
     ready_timeout_s: float = 120.0
     rerun_after_restart: tuple[str, ...] = ()
-    """Jobs to run again when this service comes back (e.g. recreate the in-memory bucket)."""
+    """Jobs to run again when this service comes back (e.g. reapply the bucket settings and KMS key)."""
 
 
 @dataclass(frozen=True)

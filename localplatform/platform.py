@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rendering.engine_plugin import BATCHED_EXECUTEMANY_PLUGIN, PLUGIN_SOURCE
-from rendering.mlflow_server import MINIMUM_MLFLOW_VERSION
+from rendering.mlflow_server import MINIMUM_MLFLOW_VERSION, ArtifactAccessMode
 from rendering.server_side import PlatformSettings
 
 from . import components as comp
 from .binaries import Binaries, find_binaries
-from .clientenv import read_env_file, write_env_file
+from .clientenv import read_env_file, write_env_file, write_env_script
 from .errors import PlatformError
 from .layout import StateLayout
 from .options import PORT_NAMES, PlatformOptions, option_problems
@@ -54,7 +54,16 @@ from .status import (
     supervisor_alive,
 )
 from .tls import ensure_ca, write_client_bundle
-from .users import RunAs, current_user, identity_for, make_dir, service_user, unreachable_ancestor, write_file
+from .users import (
+    RunAs,
+    current_user,
+    identity_for,
+    make_dir,
+    open_log,
+    service_user,
+    unreachable_ancestor,
+    write_file,
+)
 
 Progress = Callable[[str], None]
 EXTERNAL_SVC_BASE = Path("/var/lib/mlflow-platform-local")
@@ -73,9 +82,11 @@ class PlatformInfo:
     env_file: Path
     ca_cert: Path
     username: str | None
-    access_mode: str
+    access_mode: ArtifactAccessMode
     startup_seconds: float
     notes: list[str] = field(default_factory=list)
+    env_script: Path | None = None
+    artifact_root: str = ""
 
 
 @dataclass
@@ -368,7 +379,9 @@ class LocalPlatform:
         layout = self.layout
         make_dir(root, me, 0o711 if not svc.is_current and svc_root is None else 0o700)
         for directory in (layout.logs, layout.run, layout.control_dir):
-            make_dir(directory, me, 0o755 if directory == layout.logs else 0o700)
+            # logs: the service user may traverse (nginx reopens its log by path), not list;
+            # each log is 0600 (users.open_log).
+            make_dir(directory, me, 0o711 if directory == layout.logs else 0o700)
         make_dir(layout.mlflow_dir, me)
         if svc_root is not None:
             make_dir(EXTERNAL_SVC_BASE, me, 0o711)
@@ -431,7 +444,9 @@ class LocalPlatform:
         self.progress("rendering configuration")
         tuning = comp.postgres_tuning(self.options)
         side = comp.render_local_server_side(ctx, tuning)
-        write_env_file(self.layout.env_file, self._client_env(ctx))
+        client_env = self._client_env(ctx)
+        write_env_file(self.layout.env_file, client_env)
+        write_env_script(self.layout.env_script, client_env)
         steps = [comp.postgres_step(ctx, tuning)]
         if self.options.pooler == "pgbouncer":
             steps.append(comp.pgbouncer_step(ctx, side))
@@ -460,6 +475,7 @@ class LocalPlatform:
             "options": self.options.fingerprint(),
             "ports": ctx.ports,
             "url": ctx.url,
+            "artifact_root": ctx.artifact_root,
             "versions": {
                 "postgresql": b.pg_major,
                 "pgbouncer": ".".join(map(str, b.pgbouncer_version)),
@@ -474,7 +490,7 @@ class LocalPlatform:
         for stale in self.layout.control_dir.iterdir():
             stale.unlink()
         self.layout.status_file.unlink(missing_ok=True)
-        log = open(self.layout.log("supervisor"), "ab")  # noqa: SIM115 - handed to the child
+        log = open_log(self.layout.log("supervisor"))  # handed to the child
         try:
             self._launched = subprocess.Popen(
                 [sys.executable, "-m", "localplatform.supervisor", str(self.layout.root)],
@@ -539,6 +555,8 @@ class LocalPlatform:
             access_mode=self.options.access_mode,
             startup_seconds=time.monotonic() - began,
             notes=notes,
+            env_script=self.layout.env_script,
+            artifact_root=str(meta.get("artifact_root", "")),
         )
 
     # -- helpers -------------------------------------------------------------------------------

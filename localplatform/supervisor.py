@@ -32,6 +32,7 @@ from types import FrameType
 from .layout import StateLayout
 from .plan import Check, Plan, Step, load_plan
 from .status import ComponentState, ComponentStatus, PlatformStatus, process_start_time, write_status
+from .users import open_log
 
 LOOP_INTERVAL_S = 0.2
 STOP_TIMEOUT_S = 20.0
@@ -114,7 +115,7 @@ class Supervisor:
         step = runner.step
         env = {"PATH": BASE_PATH, "LANG": "C.UTF-8", "HOME": os.environ.get("HOME", "/"), **step.env}
         log_path = Path(step.log)
-        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        log = open_log(log_path)  # handed to the child, closed below
         user: int | None = None
         group: int | None = None
         extra_groups: list[int] | None = None

@@ -14,6 +14,7 @@ import pwd
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import PlatformError
 
@@ -105,6 +106,14 @@ def make_dir(path: Path, who: RunAs, mode: int = 0o700) -> Path:
     os.chmod(path, mode)
     chown(path, who)
     return path
+
+
+def open_log(path: Path) -> BinaryIO:
+    """Open a log for appending, readable by its owner only (0600, also an older log's mode is
+    corrected): logs name users, databases and hosts, and a log is no place to widen access."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
 
 
 def write_file(path: Path, content: str | bytes, who: RunAs, mode: int = 0o600) -> Path:

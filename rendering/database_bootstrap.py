@@ -126,6 +126,31 @@ class SqlStep:
     database: str
     sql: str
     skip_if: str | None = None
+    session_settings: tuple[tuple[str, str], ...] = ()
+    """``SET name = value`` for this step alone, each sent as its own statement before it and
+    ``RESET`` after it (see :data:`NO_STATEMENT_LOGGING`)."""
+
+
+NO_STATEMENT_LOGGING: tuple[tuple[str, str], ...] = (
+    ("log_statement", "none"),
+    ("log_min_duration_statement", "-1"),
+    ("log_min_error_statement", "panic"),
+)
+"""The session settings under which a statement carrying a SCRAM verifier runs.
+
+The parameter group logs DDL (``log_statement = ddl``, ``rendering.postgres``) and slow
+statements, and RDS ships the log to CloudWatch; ``ALTER ROLE ... PASSWORD '<verifier>'`` is
+DDL, so without this the verifier lands in the log (and, on error, in the ``STATEMENT:`` line
+that ``log_min_error_statement`` adds). The three are superuser-only (PGC_SUSET) parameters
+that a session may still set: the RDS master user, which is not a superuser, may set them too
+(it is ``rds_superuser``, the role AWS documents as setting superuser-only logging parameters
+such as ``pgaudit.log`` per database and role: https://repost.aws/knowledge-center/rds-postgresql-pgaudit;
+AWS on the risk itself: "Mitigating risk of password exposure when using query logging",
+https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_LogAccess.Concepts.PostgreSQL.Query_Logging.html).
+They must be separate statements sent *before* the DDL: PostgreSQL decides whether to log a
+simple query's whole text before executing any statement in it (``check_log_statement`` in
+``exec_simple_query``), so a ``SET ...; ALTER ROLE ...`` string would be logged in full. The
+runner refuses to send the step if a setting is refused, rather than log the verifier."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +217,7 @@ def _role_steps(s: BootstrapSettings) -> list[SqlStep]:
             maint,
             f"ALTER ROLE {app} WITH LOGIN NOCREATEDB NOCREATEROLE CONNECTION LIMIT {s.app_connection_limit} "
             f"PASSWORD '{s.app_role_scram_verifier}'",
+            session_settings=NO_STATEMENT_LOGGING,
         ),
     ]
 

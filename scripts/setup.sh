@@ -57,7 +57,7 @@ PLUGIN=plugins/mlflow-platform-sqlalchemy
 wanted=$(cat requirements.txt requirements/*.in "$PLUGIN/pyproject.toml" "$PLUGIN"/*/*.py | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
   echo "setup: installing pinned Python dependencies (requirements.txt) and $PLUGIN"
-  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q --upgrade pip 2> >(quiet_pip >&2)
   .venv/bin/python -m pip install -q -r requirements.txt 2> >(quiet_pip >&2)
   .venv/bin/python -m pip install -q --no-deps --force-reinstall "./$PLUGIN" 2> >(quiet_pip >&2)
   echo "$wanted" > "$stamp"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -32,6 +33,32 @@ def connect(dsn: str, attempts: int) -> Any:
     raise AssertionError("unreachable")
 
 
+def run_step(cursor: Any, step: dict[str, Any]) -> None:
+    """The step's statement, under its session settings when it has any (the password step:
+    statement logging off, so the verifier reaches no log). Each SET is its own statement, sent
+    before the step's: PostgreSQL decides to log a query's text before running any of it. A
+    refused SET stops the bootstrap; the statement is not sent."""
+    import psycopg2
+
+    settings = [(str(name), str(value)) for name, value in step.get("session_settings", [])]
+    for name, value in settings:
+        try:
+            cursor.execute("SELECT set_config(%s, %s, false)", (name, value))
+        except psycopg2.Error as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise SystemExit(
+                f"bootstrap: cannot set {name} for the step '{step['description']}' ({reason}); "
+                "not sending it, as its text would reach the server log"
+            ) from None
+    try:
+        cursor.execute(step["sql"])
+    finally:
+        for name, _ in reversed(settings):
+            if not re.fullmatch(r"[a-z_][a-z0-9_.]*", name):
+                raise SystemExit(f"bootstrap: bad setting name {name!r} in the plan")
+            cursor.execute(f"RESET {name}")  # a plain parameter name, checked above
+
+
 def run_sql(steps: list[dict[str, Any]], base_dsn: str, attempts: int) -> None:
     connections: dict[str, Any] = {}
     try:
@@ -47,7 +74,7 @@ def run_sql(steps: list[dict[str, Any]], base_dsn: str, attempts: int) -> None:
                     if cursor.fetchone() is not None:
                         print(f"  skip: {step['description']} (already done)", flush=True)
                         continue
-                cursor.execute(step["sql"])
+                run_step(cursor, step)
                 print(f"  done: {step['description']}", flush=True)
     finally:
         for connection in connections.values():

@@ -20,12 +20,14 @@ import pytest
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from sklearn.ensemble import GradientBoostingRegressor
 
 from localplatform import LocalPlatform
 
 from .conftest import client_environment, module_platform
 from .guide_workflows import (
     FEATURES,
+    SKOPS_TRUSTED_TYPES,
     ExperimentConfig,
     TrainResult,
     cleanup_old_runs,
@@ -44,7 +46,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning"),
 ]
 
-MODEL_NAME = "product-ranking-sgd"
+MODEL_NAME = "product-ranking-gbt"
 SEARCH = ExperimentConfig("recommendation-team", "product-ranking", "hyperparameter-search")
 OTHER_TEAM = ExperimentConfig("fraud-team", "transaction-scoring", "model-comparison")
 ABLATION = ExperimentConfig("recommendation-team", "product-ranking", "feature-ablation")
@@ -73,7 +75,7 @@ def trained(env: dict[str, str]) -> Trained:
     """The guide's training workflow twice: two registered versions of one model."""
     experiment_id = setup_experiment(SEARCH)
     versions = {}
-    for version, (seed, learning_rate, epochs) in enumerate([(1, 0.01, 6), (2, 0.002, 4)], start=1):
+    for version, (seed, learning_rate, epochs) in enumerate([(1, 0.3, 6), (2, 0.1, 4)], start=1):
         frame, target = make_data(seed)
         versions[str(version)] = train_model(
             {
@@ -81,7 +83,7 @@ def trained(env: dict[str, str]) -> Trained:
                 "target": target,
                 "learning_rate": learning_rate,
                 "epochs": epochs,
-                "alpha": 0.0001,
+                "max_depth": 3,
                 "data_path": f"s3://datasets/product-ranking/train-{seed}.parquet",
                 "git_sha": f"abc{seed}",
                 "data_version": f"2026110{seed}",
@@ -129,8 +131,8 @@ def test_training_run_records_params_tags_and_per_epoch_metrics(trained: Trained
     result = trained.versions["1"]
     run = client.get_run(result.run_id)
     assert run.info.experiment_id == trained.experiment_id
-    assert run.info.run_name == "sgd-6e-0.01lr" and run.info.status == "FINISHED"
-    assert run.data.params["learning_rate"] == "0.01" and run.data.params["feature_count"] == "4"
+    assert run.info.run_name == "gbt-6r-0.3lr" and run.info.status == "FINISHED"
+    assert run.data.params["learning_rate"] == "0.3" and run.data.params["feature_count"] == "4"
     assert run.data.params["training_data_path"] == "s3://datasets/product-ranking/train-1.parquet"
     assert {k: run.data.tags[k] for k in ("team", "project", "environment", "git_commit", "data_version")} == {
         "team": "recommendation",
@@ -148,7 +150,8 @@ def test_training_run_records_params_tags_and_per_epoch_metrics(trained: Trained
     assert run.data.metrics["val_loss"] == pytest.approx(result.history[-1]["val_loss"])  # latest value
     assert result.history[-1]["val_loss"] < result.history[0]["val_loss"], "the model must actually learn"
     importance = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/importance.json")
-    assert importance["coefficients"] == pytest.approx(dict(zip(FEATURES, result.model.coef_.tolist(), strict=True)))
+    expected = dict(zip(FEATURES, result.model.feature_importances_.tolist(), strict=True))
+    assert importance["feature_importances"] == pytest.approx(expected)
 
 
 def test_the_pandas_dataset_is_logged_as_a_training_input(trained: Trained) -> None:
@@ -236,6 +239,11 @@ def test_registered_versions_carry_their_signature(trained: Trained) -> None:
         assert info.signature.inputs.input_names() == list(FEATURES)
         assert [t.name for t in info.signature.inputs.input_types()] == ["double"] * 4
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/1")
+    # A tree model, saved with skops and its trusted tree type, loads back as itself.
+    flavor = model.metadata.flavors["sklearn"]
+    assert flavor["serialization_format"] == "skops" and flavor["skops_trusted_types"] == SKOPS_TRUSTED_TYPES
+    native = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/1")
+    assert isinstance(native, GradientBoostingRegressor) and len(native.estimators_) == 6
     with pytest.raises(MlflowException, match=r"(?i)missing inputs|f3"):
         model.predict(trained.holdout.drop(columns=["f3"]))  # the signature is enforced
 

@@ -17,6 +17,7 @@ from localplatform.plan import Check, Plan, Step, plan_from_json, plan_to_json
 from localplatform.ports import allocate
 from rendering.auth import AuthSettings, render_auth_ini, validate_admin_password
 from rendering.database_bootstrap import (
+    NO_STATEMENT_LOGGING,
     BootstrapSettings,
     PgPassEntry,
     PostgresEndpoint,
@@ -237,6 +238,14 @@ def test_bootstrap_plan_is_idempotent_least_privilege_and_passwordless() -> None
     granted = " ".join(s.sql.replace("NOCREATEDB", "").replace("NOCREATEROLE", "") for s in plan.before_migrations)
     assert not re.search(r"\b(SUPERUSER|CREATEDB|CREATEROLE|REPLICATION|BYPASSRLS)\b", granted)
     assert any(VERIFIER in s.sql for s in plan.before_migrations)
+    # The statement carrying the verifier, and only it, runs with statement logging off.
+    quiet = [s for s in plan.before_migrations if s.session_settings]
+    assert [VERIFIER in s.sql for s in quiet] == [True] and quiet[0].session_settings == NO_STATEMENT_LOGGING
+    assert dict(NO_STATEMENT_LOGGING) == {
+        "log_statement": "none",
+        "log_min_duration_statement": "-1",
+        "log_min_error_statement": "panic",
+    }
     tracking, auth = plan.migrations
     assert tracking.argv[:3] == ("mlflow", "db", "upgrade") and "@db.example:5432/mlflow?" in tracking.argv[3]
     assert auth.argv[:6] == ("python", "-m", "mlflow.server.auth", "db", "upgrade", "--url")

@@ -36,7 +36,7 @@ from localplatform import LocalPlatform, PlatformOptions
 from localplatform.components import SERVER, pgbouncer_auth_file
 from localplatform.mlflow_venv import ensure_previous_mlflow, previous_mlflow_version
 from localplatform.platform import ADMIN_USERNAME
-from rendering.database_bootstrap import PgPassEntry, render_pgpass
+from rendering.database_bootstrap import NO_STATEMENT_LOGGING, PgPassEntry, render_pgpass
 from rendering.pgbouncer import AuthUser, render_auth_file
 from rendering.scram import scram_sha256_verifier
 from rendering.versions import mlflow_version
@@ -434,7 +434,10 @@ def test_a_rotated_database_password_reaches_pgbouncer_and_the_server_by_replaci
     migrator.autocommit = True
     try:
         with migrator.cursor() as cursor:
-            # 1. The migration Job: the role's new verifier.
+            # 1. The migration Job: the role's new verifier, with statement logging off for
+            # that statement as the Job's runner sets it (NO_STATEMENT_LOGGING).
+            for name, value in NO_STATEMENT_LOGGING:
+                cursor.execute("SELECT set_config(%s, %s, false)", (name, value))
             cursor.execute(f"ALTER ROLE mlflow PASSWORD '{verifier}'")
         # The old pod (its credentials were staged at its start) keeps serving on the sessions
         # PostgreSQL kept.
@@ -472,6 +475,7 @@ def test_a_rotated_database_password_reaches_pgbouncer_and_the_server_by_replaci
     finally:
         migrator.close()
     assert row is not None and row[0] >= 1  # server sessions opened with the new verifier
+    assert "SCRAM-SHA-256$" not in platform.layout.log("postgres").read_text(), "a verifier reached the log"
     with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
         psycopg2.connect(**platform.database_params("mlflow", role="app"), connect_timeout=5).close()
     print(f"replaced PgBouncer and the server in {replaced_in:.1f}s")
