@@ -98,7 +98,14 @@ def shadow_points(
     client: MlflowClient, experiment_id: str, model: str, version: str, alias: str, keys: Sequence[str]
 ) -> Points:
     query = f"tags.{MODEL_TAG} = '{model}' AND tags.{VERSION_TAG} = '{version}' AND tags.{ALIAS_TAG} = '{alias}'"
-    runs: Any = client.search_runs([experiment_id], filter_string=query, max_results=1000)
+    runs: list[Any] = []
+    token: str | None = None
+    while True:  # every page: a long shadow period has many replica runs
+        page: Any = client.search_runs([experiment_id], filter_string=query, max_results=1000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            break
     points: Points = {key: [] for key in keys}
     for run in runs:
         for key in keys:
