@@ -3,9 +3,11 @@ model was trained on the new version was trained on too.
 
 What is measured comes from what the guide's training code logs and nothing else:
 ``mlflow.log_input(mlflow.data.from_pandas(...), context="training")`` records, per dataset, a
-schema (the column names) and a profile (``num_rows``). There are no null counts in that
-profile, so coverage here is about *how much data and which columns*, the failure a scheduled
-retrain actually meets (a missing upstream partition, a dropped feature column):
+schema (the column names) and a profile (``num_rows``; MLflow 3.17's
+``mlflow/data/pandas_dataset.py``, ``PandasDataset.profile``, holds only ``num_rows`` and
+``num_elements``). There are no null counts in that profile, so coverage here is about *how
+much data and which columns*, the failure a scheduled retrain actually meets (a missing upstream
+partition, a dropped feature column):
 
     coverage = min(1, rows / baseline_rows) * |columns ∩ baseline_columns| / |baseline_columns|
 

@@ -1,7 +1,8 @@
 """Runs a GitHub Actions workflow file's ``run:`` steps locally, in job order, the way a runner
-would: ``bash -eo pipefail``, workflow/job/step ``env`` with the ``${{ ... }}`` expressions
-substituted, ``$GITHUB_OUTPUT``/``$GITHUB_ENV`` files between steps, step and job outputs into
-``steps.*``/``needs.*``.
+would: ``bash --noprofile --norc -eo pipefail {0}`` (GitHub's default ``run`` shell on Linux,
+docs.github.com "Workflow syntax", ``jobs.<job_id>.steps[*].shell``); workflow, job and step
+``env`` with the ``${{ ... }}`` expressions substituted; ``$GITHUB_OUTPUT``/``$GITHUB_ENV``
+files between steps; step and job outputs into ``steps.*``/``needs.*``.
 
 Deliberately small: the templates may only use dotted lookups, ``'literals'`` and ``||`` in
 expressions (anything else fails the test, which keeps the templates simple to read), and no
