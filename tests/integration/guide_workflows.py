@@ -15,6 +15,8 @@ fix is named, so the tests exercise what the guide *means*:
   ``datetime.utcnow()``; its champion guard raises ``ValueError`` inside a ``try`` that turns
   every error into "No challenger alias set".
 * ``cleanup_old_runs``: unchanged in substance (dry run first, top N protected).
+* ``distributed_training``: the child-runs logic now lives in ``mlflowops.distributed``; the
+  parent's aggregate is ``train_loss_mean`` (and ``workers``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sklearn.ensemble import GradientBoostingRegressor
+
+from mlflowops import distributed
 
 FEATURES = ("f0", "f1", "f2", "f3")
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
@@ -183,33 +187,26 @@ def log_metrics_batched(
 
 
 def distributed_training(experiment_id: str, workers: int, steps: int) -> tuple[str, dict[str, float]]:
-    """The guide's GOOD pattern: a parent run, each worker in its own nested child run (here the
-    workers really run concurrently, in threads), then the parent aggregates. Returns the parent
-    run id and each worker's final loss by run id."""
+    """The guide's GOOD pattern through the platform's helper (``mlflowops.distributed``): a
+    parent run, each worker in its own child run (here in threads; ``tests/ops/test_distributed``
+    runs them as processes), then the parent aggregates from what the server stored. Returns the
+    parent run id and each worker's final loss by run id."""
     client = MlflowClient()
-    with mlflow.start_run(run_name="distributed-training", experiment_id=experiment_id) as parent:
-        parent_id = parent.info.run_id
+    parent_id = distributed.start_parent(client, experiment_id, "distributed-training")
 
-        def worker(worker_id: int) -> tuple[str, float]:
-            with mlflow.start_run(
-                run_name=f"worker-{worker_id}", experiment_id=experiment_id, nested=True, parent_run_id=parent_id
-            ) as child:
-                buffer: list[tuple[int, dict[str, float]]] = []
-                loss = 0.0
-                for step in range(steps):
-                    loss = 1.0 / (step + 1) + 0.01 * worker_id
-                    buffer.append((step, {"train_loss": loss}))
-                    log_metrics_batched(client, child.info.run_id, buffer, batch_size=25)
-                log_metrics_batched(client, child.info.run_id, buffer, batch_size=1)
-                mlflow.log_param("worker_id", worker_id)
-                return child.info.run_id, loss
+    def worker(worker_id: int) -> tuple[str, float]:
+        with distributed.worker_run(parent_id, worker_id, client=client, max_batch_metrics=25) as child:
+            loss = 0.0
+            for step in range(steps):
+                loss = 1.0 / (step + 1) + 0.01 * worker_id
+                child.metrics.log_metrics({"train_loss": loss}, step=step)
+            client.log_param(child.run_id, "worker_id", worker_id)
+            return child.run_id, loss
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            finals = dict(pool.map(worker, range(workers)))
-        # Aggregate in the parent from what the server has, not from local variables.
-        children = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
-        losses = [child.data.metrics["train_loss"] for child in children]
-        mlflow.log_metrics({"mean_final_train_loss": float(np.mean(losses)), "workers": float(len(children))})
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        finals = dict(pool.map(worker, range(workers)))
+    distributed.aggregate(client, parent_id, {"train_loss": ("mean",)}, expected_workers=workers)
+    client.set_terminated(parent_id)
     return parent_id, finals
 
 

@@ -307,7 +307,8 @@ def test_distributed_training_uses_one_child_run_per_worker(env: dict[str, str])
     parent = client.get_run(parent_id)
     assert "mlflow.parentRunId" not in parent.data.tags
     assert parent.data.metrics["workers"] == 3
-    assert parent.data.metrics["mean_final_train_loss"] == pytest.approx(float(np.mean(list(finals.values()))))
+    assert parent.data.metrics["train_loss_mean"] == pytest.approx(float(np.mean(list(finals.values()))))
+    assert parent.info.status == "FINISHED"
 
 
 def test_search_orders_runs_and_cleanup_deletes_all_but_the_best(env: dict[str, str]) -> None:

