@@ -138,7 +138,8 @@ class Cluster:
         (bucket,) = [
             r
             for r in program(self.stack).resources
-            if r.typ == "aws:s3/bucket:Bucket" and "artifact" in r.name and "log" not in r.name
+            # The artifact bucket itself, not its access-log bucket or prod's replica.
+            if r.typ == "aws:s3/bucket:Bucket" and r.name.endswith("-artifacts-bucket")
         ]
         return f"{bucket.name}-7f3a2b"  # the mocks' physical name (tests/pulumi_harness.py)
 
