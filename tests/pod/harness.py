@@ -58,6 +58,16 @@ def rendered(stack: str, kind: str, name: str | None = None) -> list[dict[str, A
     return [o for o in found if name is None or o["metadata"]["name"] == name]
 
 
+def host_paths() -> list[Path]:
+    """This machine's paths every container needs besides ``rootfs.BOUND_HOST_DIRS``: the base
+    Python the virtualenv runs on, the project tree (the image's files are bound from it) and the
+    virtualenv (console scripts start ``<venv>/bin/python`` by absolute path). Nested paths are
+    covered by their parent."""
+    project = Path(__file__).resolve().parents[2]
+    paths = sorted({Path(sys.base_prefix).resolve(), project, project_venv()})
+    return [p for p in paths if not any(p != q and p.is_relative_to(q) for q in paths)]
+
+
 @dataclass
 class Cluster:
     stack: str
@@ -123,7 +133,7 @@ class Cluster:
             images=self.images,
             network=self.network,
             directory=self.directory / "pods" / f"{len(self.runs)}-{name}",
-            extra_host_paths=[Path(sys.base_prefix).resolve()],
+            extra_host_paths=host_paths(),
         )
         self.runs.append(run)
         run.directory.mkdir(parents=True)
