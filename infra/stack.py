@@ -151,6 +151,7 @@ def build_stack() -> dict[str, pulumi.Input[object]]:
         mlflow_version=mlflow_version(),
         monitoring=config.monitoring,
         rotation=config.rotation,
+        teams=config.teams,
     )
     if ingress is not None and ingress.certificate_arn is not None:
         tracking_args["acm_certificate_arn"] = ingress.certificate_arn  # the certificate this stack issued

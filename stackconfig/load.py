@@ -41,6 +41,7 @@ from .schema import (
     StackConfig,
     TrainingConfig,
 )
+from .teams import parse_teams
 
 PROJECT = "mlflow-platform"
 SECTIONS = (
@@ -54,6 +55,7 @@ SECTIONS = (
     "tags",
     "monitoring",
     "garbageCollection",
+    "teams",
 )
 
 T = TypeVar("T")
@@ -912,7 +914,7 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
     sections = {
         name: _Section(name, values.get(name), problems, required=name == "cluster")
         for name in SECTIONS
-        if name != "tags"
+        if name not in ("tags", "teams")
     }
     cluster = _cluster(sections["cluster"])
     mode = cluster.mode if sections["cluster"].raw.get("mode") in ("create", "reuse") else None
@@ -927,6 +929,7 @@ def load_stack_config(values: Mapping[str, object]) -> StackConfig:
         tags=_tags(values.get("tags"), problems),
         monitoring=_monitoring(sections["monitoring"]),
         garbage_collection=_garbage_collection(sections["garbageCollection"]),
+        teams=parse_teams(values.get("teams"), problems),
     )
     if mode is not None:
         _check_cluster_mode(config, values, problems)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rendering.ownership import TeamOwnership
+
 ArtifactAccessMode = Literal["direct", "proxied"]
 """``direct``: training jobs read/write S3 with their own role, the server runs with
 ``--default-artifact-root``. ``proxied``: the server streams artifacts (``--artifacts-destination``)
@@ -267,3 +269,6 @@ class StackConfig:
     tags: dict[str, str] = field(default_factory=dict)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     garbage_collection: GarbageCollectionConfig = field(default_factory=GarbageCollectionConfig)
+    teams: tuple[TeamOwnership, ...] = ()
+    """The ownership part of the teams declaration (``mlflow-platform:teams``,
+    ``stackconfig.teams``); empty: no teams, the server app refuses every non-admin create."""
