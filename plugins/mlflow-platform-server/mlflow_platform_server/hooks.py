@@ -74,7 +74,10 @@ def install(auth: Any, declaration: Declaration) -> None:
             user = username()
             refusal = checker(declaration.current(), user, name)
             if refusal is not None:
-                _refuse(refusal, "prompt" if kind == "model" and _is_prompt(_body().get("tags")) else kind, name, user)
+                label = kind if kind == "experiment" else "registered model"
+                if kind == "model" and _is_prompt(_body().get("tags")):
+                    label = "prompt"
+                _refuse(refusal, label, name, user)
             return True
 
         return validator
