@@ -33,9 +33,7 @@ def rendered(teams: dict[str, Any] | None) -> list[dict[str, Any]]:
 def test_the_pod_reads_the_declared_teams_from_a_directory_mounted_config_map() -> None:
     with_teams, without = rendered(TEAMS), rendered(None)
     (config_map,) = [m for m in with_teams if m["kind"] == "ConfigMap" and m["metadata"]["name"] == "mlflow-teams"]
-    expected = render_ownership_document(
-        [TeamOwnership("fraud-team", ("transaction-scoring",), {}, {"dave": "EDIT"})]
-    )
+    expected = render_ownership_document([TeamOwnership("fraud-team", ("transaction-scoring",), {}, {"dave": "EDIT"})])
     assert config_map["data"] == {TEAMS_FILE_NAME: expected}
     (deployment,) = [m for m in with_teams if m["kind"] == "Deployment"]
     spec = deployment["spec"]["template"]["spec"]
