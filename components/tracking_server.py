@@ -60,7 +60,11 @@ SECRETS_DIR = "/secrets"
 PGBOUNCER_CONFIG_DIR = "/etc/pgbouncer"
 TEAMS_CONFIG_DIR = "/etc/mlflow-platform/teams"
 """The team-ownership ConfigMap, mounted as a directory (not ``subPath``: only a directory mount
-sees the kubelet's update of the ConfigMap, which the server app re-reads without a restart)."""
+sees the kubelet's update of the ConfigMap, which the server app re-reads without a restart).
+kubernetes.io/docs/concepts/configuration/configmap/#mounted-configmaps-are-updated-automatically:
+"A container using a ConfigMap as a subPath volume mount will not receive ConfigMap updates";
+the kubelet's atomic writer swaps the ``..data`` symlink (kubernetes/kubernetes#50345), so the
+app sees a new inode at the same path."""
 PROXY_CONFIG = "/etc/nginx/nginx.conf"
 BOOTSTRAP_RUNNER = "/opt/mlflow-platform/run_bootstrap.py"
 ADMIN_PASSWORD_RUNNER = "/opt/mlflow-platform/apply_admin_password.py"  # noqa: S105 - a path
