@@ -27,6 +27,7 @@ from rendering.capacity import HPA_TARGET_CPU_UTILISATION_PERCENT
 from rendering.images import PGBOUNCER_EXPORTER_IMAGE, PGBOUNCER_IMAGE, PGBOUNCER_VERSION, PROXY_IMAGE
 from rendering.ingress import IngressSettings, ingress_nginx_annotations
 from rendering.mlflow_server import ArtifactAccessMode, S3Client
+from rendering.ownership import TEAMS_FILE_NAME, TeamOwnership
 from rendering.proxy import ProxySite, render_proxy_conf
 from rendering.server_side import (
     PlatformSecrets,
@@ -59,6 +60,13 @@ RUN_DIR = "/run/mlflow"
 """In-memory emptyDir where the init container stages 0600 secrets and the CA."""
 SECRETS_DIR = "/secrets"
 PGBOUNCER_CONFIG_DIR = "/etc/pgbouncer"
+TEAMS_CONFIG_DIR = "/etc/mlflow-platform/teams"
+"""The team-ownership ConfigMap, mounted as a directory (not ``subPath``: only a directory mount
+sees the kubelet's update of the ConfigMap, which the server app re-reads without a restart).
+kubernetes.io/docs/concepts/configuration/configmap/#mounted-configmaps-are-updated-automatically:
+"A container using a ConfigMap as a subPath volume mount will not receive ConfigMap updates";
+the kubelet's atomic writer swaps the ``..data`` symlink (kubernetes/kubernetes#50345), so the
+app sees a new inode at the same path."""
 PROXY_CONFIG = "/etc/nginx/nginx.conf"
 BOOTSTRAP_RUNNER = "/opt/mlflow-platform/run_bootstrap.py"
 ADMIN_PASSWORD_RUNNER = "/opt/mlflow-platform/apply_admin_password.py"  # noqa: S105 - a path
@@ -99,6 +107,8 @@ class TrackingServerArgs(TypedDict):
     load_balancer_cidrs: NotRequired[Sequence[str]]
     """ALB: their CIDRs, the only sources the NetworkPolicy admits as the load balancer (without
     them: ``server.vpcCidr``, which with the VPC CNI is every pod of the VPC)."""
+    teams: NotRequired[Sequence[TeamOwnership]]
+    """The team-ownership declaration (stack config ``teams``); none: every non-admin create refused."""
 
 
 def api_object(spec: Mapping[str, Any]) -> Any:
@@ -158,6 +168,7 @@ def pod_target(
         # (see TargetParameters.pgbouncer_listen_host); the server NetworkPolicy admits no peer
         # to PGBOUNCER_PORT, so nothing outside the pod reaches it.
         pgbouncer_listen_host=POD_ALL_INTERFACES,
+        teams_file=f"{TEAMS_CONFIG_DIR}/{TEAMS_FILE_NAME}",
     )
 
 
@@ -263,6 +274,7 @@ class TrackingServer(pulumi.ComponentResource):
                     auth_cache_ttl_seconds=settings.auth_cache_ttl_seconds,
                     tracking_database=args.get("database_name", "mlflow"),
                     migrator_role=database["master_username"],
+                    teams=tuple(args.get("teams", ())),
                 ),
                 PlatformSecrets(
                     app_role_password=v[3],
@@ -320,6 +332,13 @@ class TrackingServer(pulumi.ComponentResource):
             f"{name}-pgbouncer-config",
             metadata={"name": f"{APP}-pgbouncer", "namespace": ns, "labels": server_labels},
             data={"pgbouncer.ini": public(lambda r: r.pgbouncer_ini)},
+            opts=in_ns,
+        )
+        # Not part of the pods' config revision: the app re-reads it, so a change restarts nothing.
+        self.teams_config = k8s.core.v1.ConfigMap(
+            f"{name}-teams-config",
+            metadata={"name": f"{APP}-teams", "namespace": ns, "labels": server_labels},
+            data={TEAMS_FILE_NAME: public(lambda r: r.teams_document)},
             opts=in_ns,
         )
         in_flight_per_replica = rendered.apply(lambda r: r.pools.in_flight_per_replica)
@@ -742,6 +761,7 @@ class TrackingServer(pulumi.ComponentResource):
                 # Artifact uploads are spooled here in proxied mode; sized per stack.
                 {"name": "tmp", "mountPath": "/tmp"},
                 {"name": "metrics", "mountPath": METRICS_DIR},
+                {"name": "teams-config", "mountPath": TEAMS_CONFIG_DIR, "readOnly": True},
             ],
         }
         exporter = {
@@ -818,6 +838,7 @@ class TrackingServer(pulumi.ComponentResource):
                 {"name": "metrics", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
                 {"name": "pgbouncer-config", "configMap": {"name": f"{APP}-pgbouncer"}},
                 {"name": "proxy-config", "configMap": {"name": f"{APP}-admission-proxy"}},
+                {"name": "teams-config", "configMap": {"name": f"{APP}-teams"}},
             ],
         }
         config_hash = pulumi.Output.all(public(lambda r: r.pgbouncer_ini), public(lambda r: r.launch.argv)).apply(
@@ -869,6 +890,7 @@ class TrackingServer(pulumi.ComponentResource):
                         self.server_secret,
                         self.pgbouncer_config,
                         self.proxy_config,
+                        self.teams_config,
                     ],
                     # With an HPA, the replica count is the autoscaler's: not drift.
                     ignore_changes=["spec.replicas"] if hpa else None,

@@ -302,6 +302,7 @@ def _kubernetes_side(
         rotation=config.rotation,
         load_balancer_subnet_ids=facts.load_balancer_subnet_ids,
         load_balancer_cidrs=facts.load_balancer_cidrs,
+        teams=config.teams,
     )
     if ingress is not None and ingress.certificate_arn is not None:
         tracking_args["acm_certificate_arn"] = ingress.certificate_arn  # the certificate this stack issued

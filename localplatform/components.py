@@ -26,7 +26,7 @@ from pathlib import Path
 
 from rendering.database_bootstrap import PostgresEndpoint, libpq_dsn
 from rendering.ingress import IngressSettings
-from rendering.mlflow_server import S3Client
+from rendering.mlflow_server import MLFLOW_BASIC_AUTH_APP, PLATFORM_APP, S3Client
 from rendering.pools import CapacityInputs, plan_pools
 from rendering.postgres import (
     PostgresTuning,
@@ -108,6 +108,14 @@ class Context:
             auth_cache_ttl_seconds=SERVER.auth_cache_ttl_seconds,
             basic_auth=self.options.auth != "off",
             batched_executemany=self.options.batched_executemany,
+            # The platform app is built against the pinned MLflow's basic-auth tables; MLflow's
+            # own app for its shipped defaults (a comparison) and for another MLflow installation.
+            server_app=(
+                MLFLOW_BASIC_AUTH_APP
+                if self.options.auth == "mlflow-defaults" or self.options.mlflow_python is not None
+                else PLATFORM_APP
+            ),
+            teams=self.options.teams,
         )
 
 
@@ -301,6 +309,7 @@ def target_parameters(ctx: Context, tuning: PostgresTuning) -> TargetParameters:
         prometheus_dir=str(prometheus_dir(ctx.layout)),
         pooled=ctx.options.pooler == "pgbouncer",
         pgbouncer_listen_host=LOOPBACK,  # nothing probes it from outside here: loopback only
+        teams_file=str(ctx.layout.teams_file),
     )
 
 
@@ -492,6 +501,7 @@ def mlflow_step(ctx: Context, side: ServerSide) -> Step:
     layout = ctx.layout
     if ctx.options.auth == "ours":
         write_file(layout.auth_ini, side.auth_ini, ctx.me, 0o600)
+    write_file(layout.teams_file, side.teams_document, ctx.me, 0o600)
     metrics = prometheus_dir(layout)
     shutil.rmtree(metrics, ignore_errors=True)
     make_dir(metrics, ctx.me, 0o700)

@@ -94,6 +94,11 @@ class StateLayout:
         return self.mlflow_dir / "auth.ini"
 
     @property
+    def teams_file(self) -> Path:
+        """The team-ownership document (``rendering.ownership``), re-read by the server on change."""
+        return self.mlflow_dir / "teams.json"
+
+    @property
     def server_pgpass(self) -> Path:
         return self.mlflow_dir / "server.pgpass"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from rendering.mlflow_server import ArtifactAccessMode
+from rendering.ownership import TeamOwnership
 from rendering.postgres import MAX_MAX_CONNECTIONS, MIN_MAX_CONNECTIONS, MIN_MEMORY_BYTES
 from rendering.units import MIB
 from stackconfig.schema import ArtifactsConfig
@@ -50,6 +51,10 @@ class PlatformOptions:
     ports: dict[str, int] = field(default_factory=dict)
     """Fixed ports by name (see PORT_NAMES); others are chosen free on 127.0.0.1."""
     start_timeout_s: float = 300.0
+    teams: tuple[TeamOwnership, ...] = ()
+    """The team-ownership declaration the server app enforces (stack config ``teams``); empty:
+    no teams, every non-admin create is refused. ``LocalPlatform.set_teams`` changes it on a
+    running platform without a restart."""
 
     def fingerprint(self) -> dict[str, object]:
         """What must match for ``start()`` on a running platform to be a no-op."""

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rendering.engine_plugin import BATCHED_EXECUTEMANY_PLUGIN, PLUGIN_SOURCE
-from rendering.mlflow_server import MINIMUM_MLFLOW_VERSION, ArtifactAccessMode
+from rendering.mlflow_server import MINIMUM_MLFLOW_VERSION, PLATFORM_APP, PLATFORM_APP_SOURCE, ArtifactAccessMode
 from rendering.server_side import PlatformSettings
 
 from . import components as comp
@@ -425,7 +425,22 @@ class LocalPlatform:
             raise PlatformError(f"MLflow {version} is too old for this platform (needs >= {minimum}, no default admin)")
         if self.options.batched_executemany:
             self._check_engine_plugin(python)
+        if self.options.auth == "ours" and self.options.mlflow_python is None:
+            self._check_server_app(python)
         return python
+
+    def _check_server_app(self, python: Path) -> None:
+        """The rendered command selects the platform's app; without it ``mlflow server`` fails late."""
+        probe = (
+            "import importlib.metadata as m; "
+            f"print(any(e.name == {PLATFORM_APP!r} for e in m.entry_points(group='mlflow.app')))"
+        )
+        result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
+        if result.stdout.strip() != "True":
+            raise PlatformError(
+                f"{python} lacks the MLflow app {PLATFORM_APP!r} the server command selects: install it with "
+                f"`{python} -m pip install --no-deps {PLATFORM_APP_SOURCE}` (make setup does)"
+            )
 
     def _check_engine_plugin(self, python: Path) -> None:
         """The rendered tracking URI names the engine plugin; without it MLflow cannot open it."""

@@ -30,6 +30,8 @@ from .teams import TeamsConfig, TeamSpec, UserSpec, load, password_source_proble
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+    from rendering.ownership import TeamOwnership
+
 
 @dataclass
 class Change:
@@ -230,13 +232,36 @@ def build_parser() -> cli.Parser:
         "exit status: 0 applied (or no changes), 1 refused (name guard, foreign model), 2 bad YAML/usage, 3 error",
     )
     parser.add_argument("teams_file", type=Path, help="the teams.yaml to apply")
+    parser.add_argument(
+        "--stack-file",
+        type=Path,
+        help="take the teams (members, prefixes, projects) from this Pulumi.<stack>.yaml's mlflow-platform:teams, "
+        "the declaration the server enforces; teams.yaml then keeps users, passwords and registered_models",
+    )
     cli.add_dry_run(parser)
     cli.add_tracking_uri(parser)
     return parser
 
 
+def stack_teams(path: Path) -> tuple[TeamOwnership, ...]:
+    """The ownership declaration of a stack file: the one the server app enforces."""
+    from stackconfig.errors import ConfigProblem
+    from stackconfig.load import load_stack_file
+    from stackconfig.teams import parse_teams
+
+    try:
+        values = load_stack_file(path)
+    except OSError as error:
+        raise cli.ConfigError(f"--stack-file {path}: {error.strerror}") from None
+    problems: list[ConfigProblem] = []
+    teams = parse_teams(values.get("teams"), problems)
+    if problems:
+        raise cli.ConfigError(f"--stack-file {path}: {problems[0]}")
+    return teams
+
+
 def run(args: argparse.Namespace) -> cli.Report:
-    config = load(args.teams_file)
+    config = load(args.teams_file, stack_teams(args.stack_file) if args.stack_file else None)
     uri = cli.tracking_uri(args.tracking_uri)
     api = AuthApi(uri)
     me = api.current_user()

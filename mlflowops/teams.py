@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rendering.ownership import TeamOwnership
 
 from .authapi import PERMISSIONS
 from .cli import ConfigError, Refused
@@ -161,7 +163,9 @@ def _check_overlaps(teams: tuple[TeamSpec, ...]) -> None:
                 )
 
 
-def load(path: Path) -> TeamsConfig:
+def load(path: Path, stack_teams: Sequence[TeamOwnership] | None = None) -> TeamsConfig:
+    """``stack_teams``: the ownership declaration from the stack config (``--stack-file``); the
+    teams file then keeps only users, password sources and the models to pre-create per team."""
     import yaml
 
     try:
@@ -175,12 +179,33 @@ def load(path: Path) -> TeamsConfig:
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {' '.join(str(error).split())}") from None
     try:
-        return _parse(path, raw)
+        return _parse(path, raw, stack_teams)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error.reason}") from None
 
 
-def _parse(path: Path, raw: object) -> TeamsConfig:
+def _from_stack(
+    declared: Sequence[TeamOwnership], teams_raw: Mapping[str, Any], users: Mapping[str, UserSpec]
+) -> tuple[TeamSpec, ...]:
+    """The stack config's teams, with only ``registered_models`` taken from the teams file."""
+    unknown = sorted(set(teams_raw) - {t.name for t in declared})
+    if unknown:
+        raise ConfigError(f"teams.{unknown[0]}: not a team of the stack config's mlflow-platform:teams")
+    teams = []
+    for team in declared:
+        spec = _mapping(teams_raw.get(team.name), f"teams.{team.name}")
+        _only(spec, {"registered_models"}, f"teams.{team.name} (the rest is declared in the stack config)")
+        raw = {
+            "allowed_model_prefixes": list(team.model_prefixes),
+            "projects": {project: list(kinds) for project, kinds in team.projects.items()},
+            "registered_models": spec.get("registered_models"),
+            "members": dict(team.members),
+        }
+        teams.append(_team(team.name, raw, users))
+    return tuple(teams)
+
+
+def _parse(path: Path, raw: object, stack_teams: Sequence[TeamOwnership] | None = None) -> TeamsConfig:
     top = _mapping(raw, "(top level)")
     _only(top, {"version", "passwords", "users", "teams"}, "(top level)")
     if top.get("version", 1) != 1:
@@ -193,9 +218,14 @@ def _parse(path: Path, raw: object) -> TeamsConfig:
         raise ConfigError("passwords.generated_file: expected a path")
     users = {name: _user(name, spec, base) for name, spec in _mapping(top.get("users"), "users").items()}
     teams_raw = _mapping(top.get("teams"), "teams")
-    if not teams_raw:
+    if stack_teams is not None:
+        teams = _from_stack(stack_teams, teams_raw, users)
+        if not teams:
+            raise ConfigError("teams: the stack config declares no teams (mlflow-platform:teams)")
+    elif not teams_raw:
         raise ConfigError("teams: define at least one team")
-    teams = tuple(_team(name, spec, users) for name, spec in teams_raw.items())
+    else:
+        teams = tuple(_team(name, spec, users) for name, spec in teams_raw.items())
     _check_overlaps(teams)
     if generated is None and any(u.source == "generated" for u in users.values()):
         missing = next(u.username for u in users.values() if u.source == "generated")

@@ -12,7 +12,9 @@ pod spec.
 
 Security settings and why (``../shared/reference/security-pgbouncer-performance.md``):
 
-* ``--app-name basic-auth`` with an explicit admin and a generated password (>= 12 characters),
+* ``--app-name mlflow-platform`` (``plugins/mlflow-platform-server``: MLflow's basic-auth plus
+  team ownership of experiment and model names, docs/team-ownership.md; ``basic-auth`` only for
+  comparisons and other MLflow versions) with an explicit admin and a generated password (>= 12 characters),
   a static shared ``MLFLOW_FLASK_SERVER_SECRET_KEY`` (CSRF; identical in every worker/replica);
 * ``--allowed-hosts`` listing each public name with and without ``:port`` (the Host check is an
   fnmatch on the whole header; the default also admits every private IP);
@@ -31,12 +33,21 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from .auth import validate_admin_password
+from .ownership import TEAMS_FILE_ENV
 
 ArtifactAccessMode = Literal["direct", "proxied"]
 """Same values as ``stackconfig.schema.ArtifactAccessMode``."""
+
+PLATFORM_APP = "mlflow-platform"
+"""The ``mlflow.app`` entry point of ``plugins/mlflow-platform-server``."""
+PLATFORM_APP_SOURCE = Path(__file__).resolve().parent.parent / "plugins" / "mlflow-platform-server"
+"""Where ``pip install`` takes the app from (setup.sh, the image)."""
+MLFLOW_BASIC_AUTH_APP = "basic-auth"
+"""MLflow's own basic-auth app: comparisons, and an MLflow the platform app was not built for."""
 
 MINIMUM_MLFLOW_VERSION = (3, 16, 1)
 """Needed for MLFLOW_AUTH_ADMIN_PASSWORD and the removal of the default admin password."""
@@ -110,12 +121,19 @@ class MlflowServerSettings:
     """``--expose-prometheus``: the multiprocess directory every uvicorn worker writes its
     samples to (an emptyDir in the pod, a state-dir directory locally); metrics are served at
     ``/metrics`` behind basic-auth and the Host check like every other route. None: no metrics."""
+    app_name: str = PLATFORM_APP
+    """``--app-name`` when basic-auth is on."""
+    teams_file: str | None = None
+    """The rendered team-ownership document (``rendering.ownership``) the platform app reads;
+    None: no teams, so the app refuses every non-admin create."""
 
     def __post_init__(self) -> None:
         if not self.backend_store_uri.startswith("postgresql+psycopg2://"):
             raise ValueError("backend_store_uri must use postgresql+psycopg2:// (psycopg 3 breaks behind PgBouncer)")
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
+        if self.app_name not in (PLATFORM_APP, MLFLOW_BASIC_AUTH_APP):
+            raise ValueError(f"app_name must be {PLATFORM_APP!r} or {MLFLOW_BASIC_AUTH_APP!r}, got {self.app_name!r}")
         if not self.allowed_host_names:
             raise ValueError("allowed_host_names must name the host(s) clients use")
 
@@ -196,7 +214,7 @@ def render_mlflow_server(settings: MlflowServerSettings, secrets: ServerSecrets)
     else:
         argv += ["--artifacts-destination", settings.artifacts.root, "--serve-artifacts"]
     if settings.basic_auth:
-        argv += ["--app-name", "basic-auth"]
+        argv += ["--app-name", settings.app_name]
     if settings.prometheus_dir is not None:
         argv += ["--expose-prometheus", settings.prometheus_dir]
     if settings.uvicorn_limit_concurrency is not None:
@@ -216,6 +234,8 @@ def render_mlflow_server(settings: MlflowServerSettings, secrets: ServerSecrets)
         env["MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE"] = str(settings.pool.recycle_seconds)
     if settings.basic_auth and settings.auth_config_path is not None:
         env["MLFLOW_AUTH_CONFIG_PATH"] = settings.auth_config_path
+    if settings.basic_auth and settings.app_name == PLATFORM_APP and settings.teams_file is not None:
+        env[TEAMS_FILE_ENV] = settings.teams_file
     if settings.prometheus_dir is not None:
         # MLflow exports the flag as the deprecated lower-case name; prometheus_client prefers this one.
         env["PROMETHEUS_MULTIPROC_DIR"] = settings.prometheus_dir

@@ -25,6 +25,7 @@ from .database_bootstrap import (
 )
 from .engine_plugin import BATCHED_EXECUTEMANY_PLUGIN
 from .mlflow_server import (
+    PLATFORM_APP,
     ArtifactAccessMode,
     ArtifactStorage,
     MlflowServerLaunch,
@@ -34,6 +35,7 @@ from .mlflow_server import (
     SqlAlchemyPool,
     render_mlflow_server,
 )
+from .ownership import TeamOwnership, render_ownership_document
 from .pgbouncer import (
     AuthUser,
     PgBouncerDatabase,
@@ -92,6 +94,9 @@ class TargetParameters:
     docstring in pulumi_kubernetes' ``TCPSocketActionArgs``), so a loopback-only sidecar fails
     its startupProbe and no later container ever starts (issue 16). The pod binds all its
     interfaces; its NetworkPolicy admits no peer to PgBouncer's port."""
+    teams_file: str | None = None
+    """Where the server reads the team-ownership document (a ConfigMap mount, a state-dir file);
+    None: no document, every non-admin create is refused."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,10 @@ class PlatformSettings:
     admin_username: str = "admin"
     stats_user: str = "pgbouncer_stats"
     """PgBouncer ``stats_users`` login of the pool-metrics exporter: SHOW commands only."""
+    server_app: str = PLATFORM_APP
+    """``--app-name``: the platform's app; MLflow's ``basic-auth`` only for comparisons."""
+    teams: tuple[TeamOwnership, ...] = ()
+    """The ownership part of the teams declaration (stack config ``teams``)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,8 @@ class ServerSide:
     pgbouncer_stats_dsn: str | None = None
     """Secret: the pool-metrics exporter's connection to PgBouncer's admin console (``SHOW``
     only: a ``stats_users`` login), over loopback."""
+    teams_document: str = ""
+    """The team-ownership JSON for ``TargetParameters.teams_file`` (not secret: a ConfigMap)."""
 
 
 def bootstrap_document(plan: BootstrapPlan, endpoint: PostgresEndpoint, migrator_role: str) -> str:
@@ -231,6 +242,8 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
             s3=target.s3,
             command=target.mlflow_command,
             prometheus_dir=target.prometheus_dir,
+            app_name=settings.server_app,
+            teams_file=target.teams_file,
         ),
         ServerSecrets(
             flask_secret_key=secrets.flask_secret_key,
@@ -276,4 +289,5 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
         bootstrap=bootstrap,
         bootstrap_document=bootstrap_document(bootstrap, direct, settings.migrator_role),
         pgbouncer_stats_dsn=stats_dsn,
+        teams_document=render_ownership_document(settings.teams),
     )

@@ -54,12 +54,17 @@ stamp=.venv/.requirements.sha256
 # The tracking store's SQLAlchemy plugin (rendering/engine_plugin.py) is part of the project, not
 # a pin: it is installed from its source, and re-installed when that changes.
 PLUGIN=plugins/mlflow-platform-sqlalchemy
-wanted=$(cat requirements.txt requirements/*.in "$PLUGIN/pyproject.toml" "$PLUGIN"/*/*.py | sha256sum | cut -d' ' -f1)
+# The platform's MLflow app (`mlflow server --app-name mlflow-platform`, rendering/mlflow_server.py):
+# MLflow's basic-auth plus team ownership; likewise installed from its source.
+SERVER_APP=plugins/mlflow-platform-server
+wanted=$(cat requirements.txt requirements/*.in "$PLUGIN/pyproject.toml" "$PLUGIN"/*/*.py \
+  "$SERVER_APP/pyproject.toml" "$SERVER_APP"/*/*.py | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
-  echo "setup: installing pinned Python dependencies (requirements.txt) and $PLUGIN"
+  echo "setup: installing pinned Python dependencies (requirements.txt), $PLUGIN and $SERVER_APP"
   .venv/bin/python -m pip install -q --upgrade pip 2> >(quiet_pip >&2)
   .venv/bin/python -m pip install -q -r requirements.txt 2> >(quiet_pip >&2)
   .venv/bin/python -m pip install -q --no-deps --force-reinstall "./$PLUGIN" 2> >(quiet_pip >&2)
+  .venv/bin/python -m pip install -q --no-deps --force-reinstall "./$SERVER_APP" 2> >(quiet_pip >&2)
   echo "$wanted" > "$stamp"
 fi
 # checkov scans the rendered Kubernetes manifests; it pins old boto3/packaging, so it gets

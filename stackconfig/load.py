@@ -43,6 +43,7 @@ from .schema import (
     StackConfig,
     TrainingConfig,
 )
+from .teams import parse_teams
 
 SECTIONS = (
     "cluster",
@@ -57,6 +58,7 @@ SECTIONS = (
     "garbageCollection",
     "kubernetes",
     "kms",
+    "teams",
 )
 
 T = TypeVar("T")
@@ -918,7 +920,7 @@ def load_stack_config(
     sections = {
         name: _Section(name, values.get(name), problems, required=name == "cluster")
         for name in SECTIONS
-        if name not in ("tags", "kubernetes")
+        if name not in ("tags", "kubernetes", "teams")
     }
     cluster = _cluster(sections["cluster"])
     mode = cluster.mode if sections["cluster"].raw.get("mode") in ("create", "reuse") else None
@@ -935,6 +937,7 @@ def load_stack_config(
         garbage_collection=_garbage_collection(sections["garbageCollection"]),
         kubernetes=cluster_access.kubernetes_switch(values.get("kubernetes"), problems),
         kms=security_keys.kms(sections["kms"]),
+        teams=parse_teams(values.get("teams"), problems),
     )
     if mode is not None:
         _check_cluster_mode(config, values, problems)

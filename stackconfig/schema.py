@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rendering.ownership import TeamOwnership
+
 ArtifactAccessMode = Literal["direct", "proxied"]
 """``direct``: training jobs read/write S3 with their own role, the server runs with
 ``--default-artifact-root``. ``proxied``: the server streams artifacts (``--artifacts-destination``)
@@ -321,3 +323,6 @@ class StackConfig:
     (``pulumi up --config mlflow-platform:kubernetes=false``): AWS resources only, before the
     deployer can reach the new cluster's API. On a deployed stack it would delete the tracking
     server; the stack files never set it (docs/cluster.md)."""
+    teams: tuple[TeamOwnership, ...] = ()
+    """The ownership part of the teams declaration (``mlflow-platform:teams``,
+    ``stackconfig.teams``); empty: no teams, the server app refuses every non-admin create."""

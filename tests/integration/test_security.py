@@ -21,6 +21,17 @@ from localplatform import LocalPlatform
 
 from .conftest import Edge, module_platform
 
+# Team ownership (the platform's MLflow app) on this module's platform: no extra platform start.
+from .team_ownership_cases import (  # noqa: F401 - collected by pytest in this module
+    declared,
+    team_users,
+    test_a_member_creates_team_objects_and_a_teammate_reads_them,
+    test_a_member_is_refused_another_teams_names_with_the_rule_and_allowed_names,
+    test_a_teamless_user_is_refused_everything,
+    test_admins_are_exempt,
+    test_renames_are_held_to_the_same_rules,
+)
+
 pytestmark = pytest.mark.timeout(600)
 
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=5"

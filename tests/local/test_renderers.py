@@ -171,7 +171,7 @@ def test_artifact_flags_follow_the_access_mode() -> None:
     proxied = render_mlflow_server(_server("proxied"), SECRETS).argv
     assert _flag(proxied, "--artifacts-destination") == "s3://bucket-name/mlflow" and "--serve-artifacts" in proxied
     assert "--default-artifact-root" not in proxied
-    assert _flag(proxied, "--app-name") == "basic-auth"
+    assert _flag(proxied, "--app-name") == "mlflow-platform"
 
 
 def test_allowed_hosts_list_names_with_and_without_port() -> None:

@@ -62,6 +62,7 @@ def local() -> TargetParameters:
         max_replicas=1,
         database_max_connections=200,
         prometheus_dir="/state/mlflow/prometheus",
+        teams_file="/state/svc/mlflow/teams.json",
     )
 
 
@@ -100,6 +101,7 @@ def _texts(side: ServerSide, target: TargetParameters) -> dict[str, str]:
             sort_keys=True,
         ),
         "server.pgpass": side.server_pgpass,
+        "teams.json": side.teams_document,
     }
 
 
@@ -170,7 +172,8 @@ def test_the_same_security_settings_reach_both_targets():
         side = render_server_side(target, SETTINGS, SECRETS)
         assert side.launch.env["MLFLOW_SERVER_ENABLE_GRAPHQL_AUTH"] == "true"
         assert side.launch.env["MLFLOW_ALLOW_HTTP_REDIRECTS"] == "false"
-        assert "--app-name" in side.launch.argv and "basic-auth" in side.launch.argv
+        argv = list(side.launch.argv)
+        assert argv[argv.index("--app-name") + 1] == "mlflow-platform"
         assert "default_permission = NO_PERMISSIONS" in side.auth_ini
         assert "pool_mode = transaction" in side.pgbouncer_ini
         assert "server_tls_sslmode = verify-full" in side.pgbouncer_ini
