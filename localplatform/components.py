@@ -107,7 +107,7 @@ class Context:
             in_flight_per_worker=self.options.in_flight_per_worker,
             auth_cache_ttl_seconds=SERVER.auth_cache_ttl_seconds,
             basic_auth=self.options.auth != "off",
-            batched_executemany=self.options.batched_executemany,
+            tracking_store=self.options.tracking_store,
         )
 
 

@@ -47,9 +47,9 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-# The tracking store's SQLAlchemy plugin (rendering/engine_plugin.py) is part of the project, not
+# The server's tracking-store plugin (rendering/tracking_store.py) is part of the project, not
 # a pin: it is installed from its source, and re-installed when that changes.
-PLUGIN=plugins/mlflow-platform-sqlalchemy
+PLUGIN=plugins/mlflow-platform-store
 wanted=$(cat requirements.txt requirements/*.in "$PLUGIN/pyproject.toml" "$PLUGIN"/*/*.py | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
   echo "setup: installing pinned Python dependencies (requirements.txt) and $PLUGIN"
