@@ -32,9 +32,10 @@ sys.path.insert(0, str(ROOT))
 
 from localplatform import LocalPlatform, PlatformOptions  # noqa: E402
 from localplatform.errors import PlatformError  # noqa: E402
+from rendering.tracking_store import TRACKING_STORES  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-STORES = ("set-based", "stock")
+STORES = TRACKING_STORES
 SHAPES = {"10 keys x 100 steps": (10, 100), "1,000 distinct keys": (1000, 1)}
 POD = ("mlflow", "pgbouncer", "nginx")
 
@@ -150,7 +151,7 @@ def platforms(work: Path) -> Iterator[dict[str, LocalPlatform]]:
     with contextlib.ExitStack() as stack:
         started = {}
         for store in STORES:
-            instance = LocalPlatform(PlatformOptions(state_dir=work / store, tracking_store=store))  # type: ignore[arg-type]
+            instance = LocalPlatform(PlatformOptions(state_dir=work / store, tracking_store=store))
             stack.callback(instance.stop)
             print(f"starting the {store} platform", flush=True)
             instance.start()
@@ -212,7 +213,7 @@ def report(tallies: dict[str, dict[str, Tally]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--requests", type=int, default=12, help="log_batch requests per process and round")

@@ -236,7 +236,7 @@ class SetBasedSqlAlchemyStore(SqlAlchemyStore):
         except MlflowException:
             raise
         except Exception as e:
-            raise MlflowException(e, INTERNAL_ERROR) from e
+            raise MlflowException(str(e), INTERNAL_ERROR) from e
 
     def log_metric(self, run_id: str, metric: Metric) -> None:
         # MLflow checks the run before validating a metric that names a logged model, after otherwise.
