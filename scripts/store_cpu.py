@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -118,7 +119,9 @@ def target(platform: LocalPlatform) -> Target:
     session.verify = env["MLFLOW_TRACKING_SERVER_CERT_PATH"]
     session.headers["Authorization"] = f"Basic {token}"
     url = env["MLFLOW_TRACKING_URI"]
-    experiment = session.post(f"{url}/api/2.0/mlflow/experiments/create", json={"name": "store-cpu"}, timeout=60)
+    experiment = session.post(
+        f"{url}/api/2.0/mlflow/experiments/create", json={"name": f"store-cpu-{uuid.uuid4().hex[:8]}"}, timeout=60
+    )
     experiment.raise_for_status()
     runs = {}
     for shape in SHAPES:

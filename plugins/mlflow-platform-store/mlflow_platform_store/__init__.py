@@ -35,10 +35,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-
 if TYPE_CHECKING:
     from .store import SetBasedSqlAlchemyStore
 
@@ -52,8 +48,16 @@ _SERVER_ARTIFACT_ROOT_ENV_VAR = "_MLFLOW_SERVER_ARTIFACT_ROOT"
 """What MLflow's own builder falls back to inside the server (``tracking/_tracking_service/utils.py``)."""
 
 
+# MLflow is imported inside the functions: MLflow imports this module while ``mlflow.tracking``
+# is still importing (entry-point registration), and importing this package first must not make
+# MLflow find it half-initialized.
+
+
 def database_uri(store_uri: str) -> str:
     """``mlflow-platform://…`` -> ``postgresql+psycopg2://…``."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
     prefix = f"{SCHEME}://"
     if not store_uri.startswith(prefix):
         raise MlflowException(
@@ -65,12 +69,13 @@ def database_uri(store_uri: str) -> str:
 
 def build_store(store_uri: str, artifact_uri: str | None = None) -> SetBasedSqlAlchemyStore:
     """The ``mlflow.tracking_store`` builder MLflow calls with ``store_uri=`` and ``artifact_uri=``."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
+    from mlflow.exceptions import MlflowException
+
     if MLFLOW_ENABLE_WORKSPACES.get():
         raise MlflowException(f"the {SCHEME} tracking store does not support workspaces (MLFLOW_ENABLE_WORKSPACES)")
     if artifact_uri is None:
         artifact_uri = os.environ.get(_SERVER_ARTIFACT_ROOT_ENV_VAR, "./mlruns")
-    # Imported here: MLflow loads this entry point while ``mlflow.tracking`` is still importing,
-    # and the store module needs all of it (a module-level import is a circular import).
     from .store import SetBasedSqlAlchemyStore
 
     return SetBasedSqlAlchemyStore(database_uri(store_uri), artifact_uri)

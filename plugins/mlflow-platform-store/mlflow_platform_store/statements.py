@@ -75,10 +75,44 @@ def last_value_per_key(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]
     return sorted(last.items())
 
 
-def values_list(cursor: Any, template: str, rows: Sequence[Sequence[object]], codec: str) -> str:
-    """``(…), (…), …`` with every value quoted by psycopg2 for this connection (``codec``: the
-    connection's client encoding as a Python codec name)."""
-    return b",".join(cursor.mogrify(template, tuple(row)) for row in rows).decode(codec)
+class Literals:
+    """SQL literals exactly as psycopg2 adapts them, without a ``mogrify`` call per value.
+
+    Why: rendering 1,000 rows with ``cursor.mogrify`` per row took about a fifth of the server's
+    samples for a 1,000-key ``log_batch``. ``None``, ``bool``, ``int`` and finite ``float`` are
+    rendered here the way psycopg2's adapters render them (``NULL``, ``true``/``false``, ``str()``,
+    ``repr()``, a space before a minus sign); strings and everything else go through psycopg2's own
+    quoting for this connection, once per distinct string (keys and run ids repeat)."""
+
+    def __init__(self, cursor: Any, codec: str) -> None:
+        self.cursor = cursor
+        self.codec = codec
+        """The connection's client encoding as a Python codec name."""
+        self.quoted: dict[str, str] = {}
+
+    def __call__(self, value: object) -> str:
+        if value is None:
+            return "NULL"
+        if value is True:
+            return "true"
+        if value is False:
+            return "false"
+        if type(value) is int or (type(value) is float and math.isfinite(value)):
+            text = repr(value)
+            return " " + text if text[0] == "-" else text
+        if type(value) is str:
+            found = self.quoted.get(value)
+            if found is None:
+                found = self.quoted[value] = self._adapt(value)
+            return found
+        return self._adapt(value)
+
+    def _adapt(self, value: object) -> str:
+        return self.cursor.mogrify("%s", (value,)).decode(self.codec)
+
+    def values_list(self, rows: Sequence[Sequence[object]]) -> str:
+        """``(…),(…),…`` for a multi-row ``VALUES``."""
+        return ",".join("(" + ",".join([self(v) for v in row]) + ")" for row in rows)
 
 
 INSERT_METRICS = (

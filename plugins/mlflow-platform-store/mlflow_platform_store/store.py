@@ -45,8 +45,8 @@ class _Writer:
         self.run_id = run_id
         self.connection = session.connection()
         raw = self.connection.connection.dbapi_connection
-        self.cursor = raw.cursor()  # only for psycopg2's quoting (mogrify); nothing runs on it
-        self.codec = psycopg2.extensions.encodings[raw.encoding]
+        # The cursor is only for psycopg2's quoting (mogrify); nothing runs on it.
+        self.literals = sql.Literals(raw.cursor(), psycopg2.extensions.encodings[raw.encoding])
 
     def execute(self, statement: str, parameters: tuple[object, ...] | None = None) -> list[Any]:
         """Through SQLAlchemy, so driver errors become the same MlflowException codes as the ORM's
@@ -57,8 +57,8 @@ class _Writer:
             result = self.connection.exec_driver_sql(statement, parameters)
         return list(result) if result.returns_rows else []
 
-    def execute_values(self, statement: str, template: str, rows: Sequence[Sequence[object]]) -> list[Any]:
-        return self.execute(statement.format(values=sql.values_list(self.cursor, template, rows, self.codec)))
+    def execute_values(self, statement: str, rows: Sequence[Sequence[object]]) -> list[Any]:
+        return self.execute(statement.format(values=self.literals.values_list(rows)))
 
     def active_run(self) -> int:
         """The run's experiment id; MLflow's errors for a missing or deleted run."""
@@ -84,7 +84,7 @@ class _Writer:
         if not new:
             return
         rows = [(p.key, p.value, self.run_id) for p in new]
-        inserted = {row[0] for row in self.execute_values(sql.INSERT_PARAMS, "(%s,%s,%s)", rows)}
+        inserted = {row[0] for row in self.execute_values(sql.INSERT_PARAMS, rows)}
         raced = [p for p in new if p.key not in inserted]
         if raced:
             self._refuse_changes(raced, self._param_values([p.key for p in raced]), single)
@@ -122,14 +122,12 @@ class _Writer:
             is_nan, value = sql.sanitize(metric.value)
             rows.append(MetricRow(metric.key, value, metric.timestamp, metric.step, is_nan))
         unique = sorted(sql.unique_metric_rows(rows), key=lambda r: (r.key, r.timestamp, r.step, r.value, r.is_nan))
-        template = "(%s,%s,%s,%s,%s,%s)"
         self.execute_values(
-            sql.INSERT_METRICS, template, [(r.key, r.value, r.timestamp, r.step, r.is_nan, self.run_id) for r in unique]
+            sql.INSERT_METRICS, [(r.key, r.value, r.timestamp, r.step, r.is_nan, self.run_id) for r in unique]
         )
         latest = sql.latest_per_key(rows)
         self.execute_values(
             sql.UPSERT_LATEST_METRICS,
-            template,
             [(r.key, r.value, r.timestamp, r.step, r.is_nan, self.run_id) for r in latest],
         )
 
@@ -155,10 +153,7 @@ class _Writer:
             for m in wanted
         ]
         rows.sort(key=lambda r: (str(r[0]), str(r[1]), int(r[2] or 0), int(r[3] or 0)))  # lock order
-        inserted = {
-            tuple(row)
-            for row in self.execute_values(sql.INSERT_LOGGED_MODEL_METRICS, "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
-        }
+        inserted = {tuple(row) for row in self.execute_values(sql.INSERT_LOGGED_MODEL_METRICS, rows)}
         for row in rows:
             if tuple(row[:4]) in inserted:
                 continue
@@ -187,7 +182,7 @@ class _Writer:
             pairs.append((MLFLOW_RUN_NAME, names[-1]))
         chosen = sql.last_value_per_key(pairs)
         if chosen:
-            self.execute_values(sql.UPSERT_TAGS, "(%s,%s,%s)", [(k, v, self.run_id) for k, v in chosen])
+            self.execute_values(sql.UPSERT_TAGS, [(k, v, self.run_id) for k, v in chosen])
 
 
 class SetBasedSqlAlchemyStore(SqlAlchemyStore):
