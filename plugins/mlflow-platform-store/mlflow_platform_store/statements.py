@@ -11,9 +11,9 @@ upsert gets one row per conflict key, chosen exactly as MLflow's row-at-a-time l
   statement's ``WHERE`` applies the same strict comparison against the row already there.
 * ``tags``: MLflow's ``_set_tags`` lets the last value of a key in one batch win.
 
-Values are rendered with psycopg2's own quoting (``cursor.mogrify``) into one multi-row ``VALUES``
-list, and the statement is executed through SQLAlchemy, so driver errors reach MLflow's session
-handling (deadlock retries, error codes) exactly as the ORM's would.
+Values are rendered as psycopg2 renders them (:class:`Literals`; strings by psycopg2 itself) into
+one multi-row ``VALUES`` list, and the statement is executed through SQLAlchemy, so driver errors
+reach MLflow's session handling (deadlock retries, error codes) exactly as the ORM's would.
 """
 
 from __future__ import annotations
