@@ -5,7 +5,7 @@ STATE ?= .local
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images mlflowops examples plugins
 
-.PHONY: setup setup-test test-ops test-integration test-services test-reliability test-upgrade up down status test test-unit test-local lint typecheck actionlint audit bench lock clean test-pod
+.PHONY: setup setup-test test-ops test-integration test-services test-reliability test-store test-upgrade up down status test test-unit test-local lint typecheck actionlint audit bench lock clean test-pod
 
 setup:  ## apt packages + .venv with the pinned dependencies (idempotent)
 	@bash scripts/setup.sh
@@ -46,10 +46,13 @@ AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo --preserve-env=PATH)
 test-pod: setup  ## the rendered pods run as the kubelet would: namespaces, probes, Jobs (root; tests/pod)
 	@$(AS_ROOT) $(PYTEST) -q tests/pod
 
+test-store: setup  ## the set-based tracking store against MLflow's own, on PostgreSQL through PgBouncer
+	@$(PYTEST) -q tests/store
+
 # The suites that start real services, at once: each starts its own platforms on free loopback
 # ports, and gets its own pytest base directory (a new pytest session resets the permissions of
 # the shared /tmp/pytest-of-<user>, which the service users of another session must traverse).
-SERVICE_SUITES := tests/local tests/ops tests/integration tests/reliability tests/pod
+SERVICE_SUITES := tests/local tests/ops tests/integration tests/reliability tests/pod tests/store
 test-services: setup-test  ## every service suite, in parallel, output kept per suite
 	@tmp=$$(mktemp -d /tmp/mlflow-platform-tests.XXXXXX); \
 	  $(MAKE) --no-print-directory -j$(words $(SERVICE_SUITES)) --output-sync=target TEST_TMP=$$tmp \

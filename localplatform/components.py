@@ -107,7 +107,7 @@ class Context:
             in_flight_per_worker=self.options.in_flight_per_worker,
             auth_cache_ttl_seconds=SERVER.auth_cache_ttl_seconds,
             basic_auth=self.options.auth != "off",
-            batched_executemany=self.options.batched_executemany,
+            tracking_store=self.options.tracking_store,
             # The platform app is built against the pinned MLflow's basic-auth tables; MLflow's
             # own app for its shipped defaults (a comparison) and for another MLflow installation.
             server_app=(

@@ -3,7 +3,7 @@
 Used to start the platform on the previous MLflow minor and upgrade it (tests/upgrade). Built on
 demand with pip from PyPI, from ``requirements/previous-mlflow.txt`` (the MLflow pins) plus the
 server's package names (``requirements/server.in``) constrained by every other pin of
-``requirements.txt``, plus the project's SQLAlchemy engine plugin (``rendering.engine_plugin``,
+``requirements.txt``, plus the project's tracking-store plugin (``rendering.tracking_store``,
 which the rendered tracking URI names) — the same recipe as the image's Dockerfile — and cached under
 ``~/.cache/mlflow-platform`` keyed by what went in, so reruns reuse it.
 
@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rendering.engine_plugin import PLUGIN_SOURCE
+from rendering.tracking_store import STORE_SOURCE as PLUGIN_SOURCE
 
 from .errors import PlatformError
 

@@ -9,6 +9,7 @@ from typing import Literal
 from rendering.mlflow_server import ArtifactAccessMode
 from rendering.ownership import TeamOwnership
 from rendering.postgres import MAX_MAX_CONNECTIONS, MIN_MAX_CONNECTIONS, MIN_MEMORY_BYTES
+from rendering.tracking_store import TrackingStore
 from rendering.units import MIB
 from stackconfig.schema import ArtifactsConfig
 
@@ -29,8 +30,8 @@ class PlatformOptions:
     access_mode: ArtifactAccessMode = ArtifactsConfig().access_mode
     auth: AuthMode = "ours"
     pooler: PoolerMode = "pgbouncer"
-    batched_executemany: bool = True
-    """The tracking store's engine plugin (rendering.engine_plugin); off only to measure it."""
+    tracking_store: TrackingStore = "set-based"
+    """The server's tracking store (rendering.tracking_store); ``stock`` (MLflow's own) only to compare."""
     workers: int = 2
     """uvicorn workers; 2 on a 2-core machine."""
     in_flight_per_worker: int = 8
@@ -62,7 +63,7 @@ class PlatformOptions:
             "access_mode": self.access_mode,
             "auth": self.auth,
             "pooler": self.pooler,
-            "batched_executemany": self.batched_executemany,
+            "tracking_store": self.tracking_store,
             "workers": self.workers,
             "in_flight_per_worker": self.in_flight_per_worker,
             "max_connections": self.max_connections,

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rendering.engine_plugin import BATCHED_EXECUTEMANY_PLUGIN, PLUGIN_SOURCE
 from rendering.mlflow_server import MINIMUM_MLFLOW_VERSION, PLATFORM_APP, PLATFORM_APP_SOURCE, ArtifactAccessMode
 from rendering.server_side import PlatformSettings
+from rendering.tracking_store import STORE_SCHEME, STORE_SOURCE
 
 from . import components as comp
 from .binaries import Binaries, find_binaries
@@ -423,8 +423,8 @@ class LocalPlatform:
         if parts < MINIMUM_MLFLOW_VERSION:
             minimum = ".".join(map(str, MINIMUM_MLFLOW_VERSION))
             raise PlatformError(f"MLflow {version} is too old for this platform (needs >= {minimum}, no default admin)")
-        if self.options.batched_executemany:
-            self._check_engine_plugin(python)
+        if self.options.tracking_store == "set-based":
+            self._check_tracking_store(python)
         if self.options.auth == "ours" and self.options.mlflow_python is None:
             self._check_server_app(python)
         return python
@@ -442,17 +442,17 @@ class LocalPlatform:
                 f"`{python} -m pip install --no-deps {PLATFORM_APP_SOURCE}` (make setup does)"
             )
 
-    def _check_engine_plugin(self, python: Path) -> None:
-        """The rendered tracking URI names the engine plugin; without it MLflow cannot open it."""
+    def _check_tracking_store(self, python: Path) -> None:
+        """The rendered tracking URI selects the store plugin; without it MLflow cannot open it."""
         probe = (
             "import importlib.metadata as m; "
-            f"print(any(e.name == {BATCHED_EXECUTEMANY_PLUGIN!r} for e in m.entry_points(group='sqlalchemy.plugins')))"
+            f"print(any(e.name == {STORE_SCHEME!r} for e in m.entry_points(group='mlflow.tracking_store')))"
         )
         result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
         if result.stdout.strip() != "True":
             raise PlatformError(
-                f"{python} lacks the SQLAlchemy plugin {BATCHED_EXECUTEMANY_PLUGIN} that the tracking store's URI "
-                f"names: install it with `{python} -m pip install --no-deps {PLUGIN_SOURCE}` (make setup does)"
+                f"{python} lacks the tracking-store plugin {STORE_SCHEME} that the tracking store's URI "
+                f"names: install it with `{python} -m pip install --no-deps {STORE_SOURCE}` (make setup does)"
             )
 
     def _build_plan(self, ctx: comp.Context) -> Plan:

@@ -38,6 +38,7 @@ from typing import Literal
 
 from .auth import validate_admin_password
 from .ownership import TEAMS_FILE_ENV
+from .tracking_store import TrackingStore, tracking_store_uri
 
 ArtifactAccessMode = Literal["direct", "proxied"]
 """Same values as ``stackconfig.schema.ArtifactAccessMode``."""
@@ -100,6 +101,7 @@ class S3Client:
 @dataclass(frozen=True)
 class MlflowServerSettings:
     backend_store_uri: str
+    """The tracking database's ``postgresql+psycopg2://`` URI; the registry store always uses it."""
     artifacts: ArtifactStorage
     host: str
     port: int
@@ -117,6 +119,8 @@ class MlflowServerSettings:
     """Caps concurrent requests per worker below its pool (the log_batch nested-session
     deadlock). Off by default: uvicorn then also answers /health with 503 under load."""
     extra_source_patterns: tuple[str, ...] = ()
+    tracking_store: TrackingStore = "set-based"
+    """The project's set-based store plugin, or MLflow's own (see ``rendering.tracking_store``)."""
     prometheus_dir: str | None = None
     """``--expose-prometheus``: the multiprocess directory every uvicorn worker writes its
     samples to (an emptyDir in the pod, a state-dir directory locally); metrics are served at
@@ -205,7 +209,7 @@ def render_mlflow_server(settings: MlflowServerSettings, secrets: ServerSecrets)
         "--workers",
         str(settings.workers),
         "--backend-store-uri",
-        settings.backend_store_uri,
+        tracking_store_uri(settings.backend_store_uri, settings.tracking_store),
         "--allowed-hosts",
         ",".join(allowed_hosts(settings.allowed_host_names, settings.allowed_ports)),
     ]
@@ -213,6 +217,9 @@ def render_mlflow_server(settings: MlflowServerSettings, secrets: ServerSecrets)
         argv += ["--default-artifact-root", settings.artifacts.root, "--no-serve-artifacts"]
     else:
         argv += ["--artifacts-destination", settings.artifacts.root, "--serve-artifacts"]
+    if settings.tracking_store != "stock":
+        # No registry store exists for the plugin's scheme; the registry keeps the database URI.
+        argv += ["--registry-store-uri", settings.backend_store_uri]
     if settings.basic_auth:
         argv += ["--app-name", settings.app_name]
     if settings.prometheus_dir is not None:

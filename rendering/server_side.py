@@ -23,7 +23,6 @@ from .database_bootstrap import (
     render_pgpass,
     sqlalchemy_url,
 )
-from .engine_plugin import BATCHED_EXECUTEMANY_PLUGIN
 from .mlflow_server import (
     PLATFORM_APP,
     ArtifactAccessMode,
@@ -48,6 +47,7 @@ from .pgbouncer import (
 )
 from .pools import CapacityInputs, PoolPlan, plan_pools
 from .scram import scram_sha256_verifier
+from .tracking_store import TrackingStore
 
 PGBOUNCER_HOST = "127.0.0.1"
 """Where the server, the auth store and the exporter *connect to* PgBouncer: loopback, in the
@@ -107,9 +107,9 @@ class PlatformSettings:
     in_flight_per_worker: int
     auth_cache_ttl_seconds: int
     basic_auth: bool = True
-    batched_executemany: bool = True
-    """The tracking store's engines batch ``executemany`` (see :mod:`rendering.engine_plugin`);
-    False only for the benchmark's before/after comparison."""
+    tracking_store: TrackingStore = "set-based"
+    """The server's tracking store (see :mod:`rendering.tracking_store`); ``stock`` only for the
+    benchmark's comparison with MLflow's own store."""
     tracking_database: str = "mlflow"
     auth_database: str = "mlflow_auth"
     migrator_role: str = "mlflow_admin"
@@ -222,13 +222,8 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
     )
     launch = render_mlflow_server(
         MlflowServerSettings(
-            backend_store_uri=sqlalchemy_url(
-                pooled,
-                settings.tracking_database,
-                settings.app_role,
-                "mlflow-server",
-                (BATCHED_EXECUTEMANY_PLUGIN,) if settings.batched_executemany else (),
-            ),
+            backend_store_uri=sqlalchemy_url(pooled, settings.tracking_database, settings.app_role, "mlflow-server"),
+            tracking_store=settings.tracking_store,
             artifacts=ArtifactStorage(settings.access_mode, target.artifact_root),
             host=target.server_bind_host,
             port=target.server_port,

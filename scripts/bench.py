@@ -491,7 +491,7 @@ AUTH_OURS_ADMIN = "basic-auth, our settings, as the admin"
 AUTH_OFF = "no auth"
 AUTH_DEFAULTS = "basic-auth, MLflow defaults (no cache)"
 SIDE_BY_SIDE: dict[str, dict[str, Any]] = {
-    "unbatched": {"batched_executemany": False},
+    "stock-store": {"tracking_store": "stock"},
     "no-auth": {"auth": "off"},
     "mlflow-defaults": {"auth": "mlflow-defaults"},
 }
@@ -693,14 +693,14 @@ def summary(results: list[Measurement]) -> list[str]:
                 f"{off.server_cpu_s * 1000 / max(1, off.requests):.0f} ms per request; target <= 15 %)"
             )
     for shape, target in ((REALISTIC_1000, 15_000), (WIDE_1000, 8_000)):
-        batched = find(f"{shape[2]}, batched executemany (ours)")
-        unbatched = find(f"{shape[2]}, unbatched executemany")
+        batched = find(f"{shape[2]}, set-based store (ours)")
+        unbatched = find(f"{shape[2]}, MLflow's store")
         if batched and unbatched and unbatched.metrics_per_s:
             cpu_batched = batched.server_cpu_s * 1e6 / batched.metrics
             cpu_unbatched = unbatched.server_cpu_s * 1e6 / unbatched.metrics
             lines.append(
-                f"{shape[2]}: {batched.metrics_per_s:,.0f} metrics/s batched vs {unbatched.metrics_per_s:,.0f} "
-                f"unbatched ({batched.metrics_per_s / unbatched.metrics_per_s:.2f}×; server CPU per 1,000 metrics "
+                f"{shape[2]}: {batched.metrics_per_s:,.0f} metrics/s set-based vs {unbatched.metrics_per_s:,.0f} "
+                f"MLflow's store ({batched.metrics_per_s / unbatched.metrics_per_s:.2f}×; server CPU per 1,000 metrics "
                 f"{cpu_batched:.0f} vs {cpu_unbatched:.0f} ms;"
                 f" target {target:,} metrics/s)"
             )
@@ -714,7 +714,7 @@ def summary(results: list[Measurement]) -> list[str]:
     if guide and helper and helper.requests:
         ratio = (guide.requests / guide.metrics) / (helper.requests / helper.metrics)
         lines.append(f"requests per metric, guide helper vs ours: {ratio:.0f}× fewer with ours (target >= 50×)")
-    realistic = find(f"{REALISTIC_1000[2]}, batched executemany (ours)")
+    realistic = find(f"{REALISTIC_1000[2]}, set-based store (ours)")
     if ours and ours.requests and realistic and realistic.metrics:
         cost = MeasuredCost(
             cpu_ms_per_request=round(ours.server_cpu_s * 1000 / ours.requests, 1),
@@ -784,7 +784,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"max_connections {args.max_connections} for ours and for the unpooled comparison")
     try:
         with contextlib.ExitStack() as stack:
-            say("ours (basic-auth with cache, PgBouncer, TLS, batched executemany)")
+            say("ours (basic-auth with cache, PgBouncer, TLS, set-based store)")
             ours = stack.enter_context(platform(work / "ours", False, max_connections=args.max_connections))
             with client_env(ours):
                 h = Harness(ours, requests)
@@ -802,10 +802,10 @@ def main(argv: list[str] | None = None) -> int:
                 for name, options in SIDE_BY_SIDE.items():
                     say(f"starting {name}")
                     variants[name] = side.enter_context(platform(work / name, False, **options))
-                say("engine plugin: batched vs unbatched executemany, log_batch 1000")
+                say("tracking store: set-based vs MLflow's, log_batch 1000")
                 results += interleaved(
                     requests,
-                    {"batched executemany (ours)": variants["ours"], "unbatched executemany": variants["unbatched"]},
+                    {"set-based store (ours)": variants["ours"], "MLflow's store": variants["stock-store"]},
                     args.rounds,
                     lambda h, label, shape: log_batch_load(
                         h,
@@ -819,10 +819,10 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                     shapes=(REALISTIC_1000, WIDE_1000),
                 )
-                say("profile: where the server's time goes, wide log_batch 1000, batched vs unbatched")
+                say("profile: where the server's time goes, wide log_batch 1000, set-based vs MLflow's store")
                 for label, name in (
-                    ("wide log_batch 1000, batched executemany (ours)", "ours"),
-                    ("wide log_batch 1000, unbatched executemany", "unbatched"),
+                    ("wide log_batch 1000, set-based store (ours)", "ours"),
+                    ("wide log_batch 1000, MLflow's store", "stock-store"),
                 ):
                     with client_env(variants[name]):
                         h = Harness(variants[name], requests)

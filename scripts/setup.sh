@@ -51,9 +51,9 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-# The tracking store's SQLAlchemy plugin (rendering/engine_plugin.py) is part of the project, not
+# The server's tracking-store plugin (rendering/tracking_store.py) is part of the project, not
 # a pin: it is installed from its source, and re-installed when that changes.
-PLUGIN=plugins/mlflow-platform-sqlalchemy
+PLUGIN=plugins/mlflow-platform-store
 # The platform's MLflow app (`mlflow server --app-name mlflow-platform`, rendering/mlflow_server.py):
 # MLflow's basic-auth plus team ownership; likewise installed from its source.
 SERVER_APP=plugins/mlflow-platform-server
