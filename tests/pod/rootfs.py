@@ -97,24 +97,28 @@ def launch_script(root: Path, staging: Path, binds: list[Bind], process: Process
     lines.append(f"/usr/bin/mount -t proc proc {q(str(root / 'proc'))}")
     lines.append(f"/usr/bin/mount --rbind /dev {q(str(root / 'dev'))}")
     lines.append(f"/usr/bin/chmod 1777 {q(str(root / 'tmp'))}")
-    for bind in binds:
+    # Parents before children, as containerd orders a container's mounts (by the number of path
+    # components of the destination): a /tmp emptyDir first, then a clone under /tmp, then an
+    # image file inside that clone's virtualenv (the certifi bundle) on top of both.
+    host_binds = [Bind(str(path), path, read_only=True) for path in extra_host_paths]
+    for bind in sorted([*binds, *host_binds], key=lambda b: len(Path(b.target).parts)):
         inside = root / bind.target.lstrip("/")
+        if bind in host_binds:
+            lines.append(
+                f"/usr/bin/mkdir -p {q(str(inside))} && /usr/bin/mount --rbind {q(str(bind.source))} {q(str(inside))}"
+            )
+            lines.append(f"/usr/bin/mount -o remount,bind,ro {q(str(inside))}")
+            continue
         if _top(bind.target) not in BOUND_HOST_DIRS:
             make = (
                 "/usr/bin/mkdir -p"
                 if bind.source.is_dir()
                 else f"/usr/bin/mkdir -p {q(str(inside.parent))} && /usr/bin/touch"
             )
-            lines.append(f"[ -e {q(str(inside))} ] || {make} {q(str(inside))}")
+            lines.append(f"[ -e {q(str(inside))} ] || {{ {make} {q(str(inside))}; }}")
         lines.append(f"/usr/bin/mount --bind {q(str(bind.source))} {q(str(inside))}")
         if bind.read_only:
             lines.append(f"/usr/bin/mount -o remount,bind,ro {q(str(inside))}")
-    # After the pod's volumes: a clone under /tmp stays visible over a /tmp emptyDir (its mount
-    # point is then made inside that emptyDir: a listed deviation, docs/testing.md).
-    for path in extra_host_paths:
-        inside = root / str(path).lstrip("/")
-        lines.append(f"/usr/bin/mkdir -p {q(str(inside))} && /usr/bin/mount --rbind {q(str(path))} {q(str(inside))}")
-        lines.append(f"/usr/bin/mount -o remount,bind,ro {q(str(inside))}")
     if process.read_only_root:
         lines.append(f"/usr/bin/mount -o remount,bind,ro {q(str(root))}")
     groups = ",".join(str(g) for g in process.groups) or str(process.gid)
