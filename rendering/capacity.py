@@ -1,8 +1,10 @@
 """How many tracking-server replicas a stack needs for its expected load, from measured cost.
 
 The basis is *server CPU per unit of work*, measured by ``make bench`` on the shipped
-configuration (TLS, basic-auth with cache, PgBouncer, the batched-executemany plugin) with the
-work done as a non-admin training-job user. CPU seconds per request hold up on a shared machine
+configuration of the time (TLS, basic-auth with cache, PgBouncer, the since-removed
+batched-executemany engine plugin; not yet the set-based tracking store, which costs less per
+metric: the figures are conservative until the benchmark re-measures them) with the work done as
+a non-admin training-job user. CPU seconds per request hold up on a shared machine
 far better than requests per second do, and they transfer to a pod: a replica may use
 ``cpu request × HPA target`` before the HPA adds another one, so that is what one replica can
 carry at steady state.

@@ -65,18 +65,13 @@ def sqlalchemy_url(
     database: str,
     user: str,
     application_name: str | None = None,
-    engine_plugins: tuple[str, ...] = (),
 ) -> str:
-    """``postgresql+psycopg2://user@host:port/db?sslmode=…``, deliberately without password.
-
-    ``engine_plugins`` are SQLAlchemy ``CreateEnginePlugin`` names (``plugin=``); SQLAlchemy
-    removes them from the URL before psycopg2 sees it."""
+    """``postgresql+psycopg2://user@host:port/db?sslmode=…``, deliberately without password."""
     query = [f"sslmode={endpoint.sslmode}"]
     if endpoint.sslrootcert:
         query.append(f"sslrootcert={quote(endpoint.sslrootcert, safe='/')}")
     if application_name:
         query.append(f"application_name={quote(application_name, safe='')}")
-    query += [f"plugin={quote(name, safe='')}" for name in engine_plugins]
     return f"{DRIVER_SCHEME}://{_ident(user)}@{endpoint.host}:{endpoint.port}/{_ident(database)}?{'&'.join(query)}"
 
 
