@@ -424,12 +424,36 @@ class LocalPlatform:
             minimum = ".".join(map(str, MINIMUM_MLFLOW_VERSION))
             raise PlatformError(f"MLflow {version} is too old for this platform (needs >= {minimum}, no default admin)")
         if self.options.tracking_store == "set-based":
-            # The rendered tracking URI selects the store plugin; without it MLflow cannot open it.
-            _require_entry_point(python, "mlflow.tracking_store", STORE_SCHEME, "tracking-store plugin", STORE_SOURCE)
+            self._check_tracking_store(python)
         if self.options.auth == "ours" and self.options.mlflow_python is None:
-            # The rendered command selects the platform's app; without it ``mlflow server`` fails late.
-            _require_entry_point(python, "mlflow.app", PLATFORM_APP, "MLflow app", PLATFORM_APP_SOURCE)
+            self._check_server_app(python)
         return python
+
+    def _check_server_app(self, python: Path) -> None:
+        """The rendered command selects the platform's app; without it ``mlflow server`` fails late."""
+        probe = (
+            "import importlib.metadata as m; "
+            f"print(any(e.name == {PLATFORM_APP!r} for e in m.entry_points(group='mlflow.app')))"
+        )
+        result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
+        if result.stdout.strip() != "True":
+            raise PlatformError(
+                f"{python} lacks the MLflow app {PLATFORM_APP!r} the server command selects: install it with "
+                f"`{python} -m pip install --no-deps {PLATFORM_APP_SOURCE}` (make setup does)"
+            )
+
+    def _check_tracking_store(self, python: Path) -> None:
+        """The rendered tracking URI selects the store plugin; without it MLflow cannot open it."""
+        probe = (
+            "import importlib.metadata as m; "
+            f"print(any(e.name == {STORE_SCHEME!r} for e in m.entry_points(group='mlflow.tracking_store')))"
+        )
+        result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
+        if result.stdout.strip() != "True":
+            raise PlatformError(
+                f"{python} lacks the tracking-store plugin {STORE_SCHEME} that the tracking store's URI "
+                f"names: install it with `{python} -m pip install --no-deps {STORE_SOURCE}` (make setup does)"
+            )
 
     def _build_plan(self, ctx: comp.Context) -> Plan:
         self.progress("rendering configuration")
@@ -591,14 +615,3 @@ class LocalPlatform:
                     time.sleep(0.1)
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(c.pid, signal.SIGKILL)
-
-
-def _require_entry_point(python: Path, group: str, name: str, what: str, source: str) -> None:
-    """Fail before anything starts when ``python`` lacks a plugin the rendered server names."""
-    probe = f"import importlib.metadata as m; print(any(e.name == {name!r} for e in m.entry_points(group={group!r})))"
-    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
-    if result.stdout.strip() != "True":
-        raise PlatformError(
-            f"{python} lacks the {what} {name!r} the rendered server selects: install it with "
-            f"`{python} -m pip install --no-deps {source}` (make setup does)"
-        )
