@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import runpy
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,8 @@ class Recorded:
     provider: str | None
     outputs: dict[str, Any] = field(default_factory=dict)
     """What the mock answered (inputs plus the computed ids, ARNs and names)."""
+    urn: str = ""
+    """The URN the engine would give it (names repeat across types, URNs do not)."""
 
 
 @dataclass
@@ -83,9 +86,18 @@ class RecordingMocks(pulumi.runtime.Mocks):
     """What ``getAvailabilityZones`` answers: zone name → zone ID (this account's mapping)."""
     ignore_changes: dict[str, list[str]] = field(default_factory=dict)
     """Resource name -> its ``ignore_changes`` property paths."""
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    """Engine URN -> the alias URNs it declares (what keeps a moved resource from being replaced)."""
+    registering: threading.local = field(default_factory=threading.local)
+    """The engine URN of the registration in progress on this thread (set by the monitor)."""
+    engine_urns: list[str] = field(default_factory=list)
+    """The URN the Pulumi engine would give each registered resource, components included (see
+    :class:`RecordingMonitor`)."""
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        self.resources.append(Recorded(args.typ, args.name, unwrap(args.inputs), dict(args.inputs), args.provider))
+        urn = getattr(self.registering, "urn", "")
+        record = Recorded(args.typ, args.name, unwrap(args.inputs), dict(args.inputs), args.provider, urn=urn)
+        self.resources.append(record)
         outputs = dict(args.inputs)
         physical = f"{args.name}-7f3a2b"
         match args.typ:
@@ -153,7 +165,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     : int(args.inputs["length"])
                 ]
                 outputs.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
-        self.resources[-1].outputs = {**outputs, "id": f"{args.name}-id"}
+        record.outputs = {**outputs, "id": f"{args.name}-id"}
         return f"{args.name}-id", outputs
 
     def call(self, args: MockCallArgs) -> dict[str, Any]:
@@ -198,20 +210,58 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return matches[0]
 
 
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+
 class RecordingMonitor(MockMonitor):
-    """The SDK's mock monitor, also recording each registration's dependencies (by name)."""
+    """The SDK's mock monitor, also recording each registration's dependencies (by name), its
+    ``ignore_changes``, and the URN the engine would give it.
+
+    The SDK's mock URN keeps only the parent's own type; the engine's keeps the parent's whole
+    qualified type chain (``a:b:C$d:e:F$aws:...``) and leaves out the root stack (``resource.NewURN``
+    in pulumi/sdk/go/common/resource/urn.go). ``engine_urns`` follows the engine, so moving a
+    component under another grandparent shows up as a new URN."""
 
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.recording = mocks
+        self.qualified_types: dict[str, str] = {}
+        """Mock URN -> the engine's qualified type of that resource ("" for the root stack)."""
+
+    def _qualified(self, parent_mock_urn: str, typ: str) -> str:
+        parent = self.qualified_types.get(parent_mock_urn, "") if parent_mock_urn else ""
+        return f"{parent}${typ}" if parent else typ
+
+    def _engine_urn(self, qualified: str, name: str, stack: str = "", project: str = "") -> str:
+        return f"urn:pulumi:{stack or pulumi.get_stack()}::{project or pulumi.get_project()}::{qualified}::{name}"
+
+    def _alias_urn(self, alias: Any, request: Any) -> str:
+        """An ``Alias`` resolved to the URN it names, as the engine resolves it: a spec's missing
+        name, type and parent default to the resource's own."""
+        if alias.WhichOneof("alias") == "urn":
+            return alias.urn
+        spec = alias.spec
+        parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+        qualified = self._qualified(parent, spec.type or request.type)
+        return self._engine_urn(qualified, spec.name or request.name, spec.stack, spec.project)
 
     def RegisterResource(self, request: Any) -> Any:
+        # Registrations run on several threads; new_resource runs inside super() on this one.
+        qualified = "" if request.type == ROOT_STACK_TYPE else self._qualified(request.parent, request.type)
+        urn = self._engine_urn(qualified, request.name) if qualified else ""
+        self.recording.registering.urn = urn
         response = super().RegisterResource(request)
         urns = set(request.dependencies)
         for dependency in request.propertyDependencies.values():
             urns.update(dependency.urns)
         self.recording.dependencies[request.name] = {urn.rsplit("::", 1)[-1] for urn in urns}
         self.recording.ignore_changes[request.name] = list(request.ignoreChanges)
+        self.qualified_types[response.urn] = qualified
+        if qualified:
+            self.recording.engine_urns.append(urn)
+            aliases = [*request.aliasURNs, *(self._alias_urn(alias, request) for alias in request.aliases)]
+            if aliases:
+                self.recording.aliases[urn] = aliases
         return response
 
 
