@@ -18,29 +18,33 @@ Both connect to RDS directly (verify-full, the image's RDS CA) as the applicatio
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.tracking_server import (
-    APP,
+from components.outputs import all_named
+from components.pod_toolkit import (
     GC_COMPONENT,
-    INGRESS_NGINX_NAMESPACE_LABEL,
-    PROXY_PORT,
-    RDS_CA_IN_IMAGE,
-    RUN_DIR,
-    SECRETS_DIR,
-    SERVICE_PORT,
-    _container_security,
-    _pod_security,
-    _Resources,
+    SERVER_COMPONENT,
+    Resources,
     api_object,
+    container,
+    dns_egress,
+    https_egress_without_instance_metadata,
+    job_pod_spec,
+    job_spec,
+    network_policy_spec,
+    postgres_egress,
+    run_volume,
+    secrets_volume,
+    stage_secrets_container,
+    workload_labels,
 )
 from rendering import iam
 from rendering.database_bootstrap import PgPassEntry, PostgresEndpoint, render_pgpass, sqlalchemy_url
+from rendering.eks_pod import APP, PROXY_PORT, RDS_CA_IN_IMAGE, RUN_DIR, SERVICE_PORT
 from rendering.gc import GcLaunch, GcSecrets, GcSettings, render_gc
 from rendering.mlflow_server import ArtifactAccessMode, S3Client
 from rendering.server_side import PlatformSettings
@@ -104,11 +108,7 @@ class GarbageCollection(pulumi.ComponentResource):
         server, settings, mode = args["server"], args["settings"], args["access_mode"]
         ns = server.namespace
         tags = args.get("tags", {})
-        labels = {
-            "app.kubernetes.io/name": APP,
-            "app.kubernetes.io/part-of": "mlflow-platform",
-            "app.kubernetes.io/component": GC_COMPONENT,
-        }
+        labels = workload_labels(GC_COMPONENT)
         annotations: dict[str, pulumi.Input[str]] = {}
         self.role_arn = None
         if mode == "direct":
@@ -117,10 +117,10 @@ class GarbageCollection(pulumi.ComponentResource):
                 f"{name}-role",
                 description="MLflow gc CronJob: list the artifact prefix, delete deleted runs' objects",
                 assume_role_policy=pulumi.Output.json_dumps(
-                    pulumi.Output.all(args["oidc_provider_arn"], args["issuer_host_path"]).apply(
+                    all_named(provider=args["oidc_provider_arn"], issuer=args["issuer_host_path"]).apply(
                         lambda v: {
                             "Version": "2012-10-17",
-                            "Statement": [iam.irsa_trust_statement(v[0], v[1], [subject])],
+                            "Statement": [iam.irsa_trust_statement(v["provider"], v["issuer"], [subject])],
                         }
                     )
                 ),
@@ -143,20 +143,31 @@ class GarbageCollection(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=child,
         )
-        launch = pulumi.Output.all(args["database_address"], args["database_port"], args["admin_password"]).apply(
+        database = all_named(address=args["database_address"], port=args["database_port"])
+        launch = all_named(database=database, admin_password=args["admin_password"]).apply(
             lambda v: gc_launch(
                 settings,
                 access_mode=mode,
                 namespace=ns,
                 region=args["region"],
-                database_address=v[0],
-                database_port=int(v[1]),
+                database_address=v["database"]["address"],
+                database_port=int(v["database"]["port"]),
                 database_name=args["database_name"],
-                admin_password=v[2],
+                admin_password=v["admin_password"],
             )
         )
-        pgpass = pulumi.Output.all(args["database_address"], args["database_port"], args["app_role_password"]).apply(
-            lambda v: render_pgpass([PgPassEntry(v[0], int(v[1]), args["database_name"], APP_ROLE, v[2])])
+        pgpass = all_named(database=database, password=args["app_role_password"]).apply(
+            lambda v: render_pgpass(
+                [
+                    PgPassEntry(
+                        v["database"]["address"],
+                        int(v["database"]["port"]),
+                        args["database_name"],
+                        APP_ROLE,
+                        v["password"],
+                    )
+                ]
+            )
         )
         secret_data: dict[str, pulumi.Input[str]] = {"gc.pgpass": pulumi.Output.secret(pgpass)}
         if mode == "proxied":
@@ -181,7 +192,6 @@ class GarbageCollection(pulumi.ComponentResource):
         labels: dict[str, str],
         mode: ArtifactAccessMode,
     ) -> k8s.batch.v1.CronJob:
-        resources = _Resources("100m", "512Mi").spec()
         secret_env: list[dict[str, Any]] = []
         if mode == "proxied":
             secret_env = [
@@ -194,53 +204,30 @@ class GarbageCollection(pulumi.ComponentResource):
         env = pulumi.Output.unsecret(launch).apply(
             lambda r: [{"name": k, "value": v} for k, v in sorted(r.env.items())] + secret_env
         )
-        pod = {
-            "restartPolicy": "Never",
-            "serviceAccountName": SERVICE_ACCOUNT,
-            "automountServiceAccountToken": False,
-            "securityContext": _pod_security(),
-            "initContainers": [
-                {
-                    "name": "stage-secrets",
-                    "image": server.image,
-                    "imagePullPolicy": "Always",
-                    "command": _gc_stage_command(["gc.pgpass"]),
-                    "securityContext": _container_security(),
-                    "resources": _Resources("50m", "64Mi").spec(),
-                    "volumeMounts": [
-                        {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
-                        {"name": "run", "mountPath": RUN_DIR},
-                    ],
-                }
+        gc = container(
+            "gc",
+            server.image,
+            Resources("100m", "512Mi").spec(),
+            command=pulumi.Output.unsecret(launch).apply(lambda r: list(r.argv)),
+            env=env,
+            volumeMounts=[
+                {"name": "run", "mountPath": RUN_DIR, "readOnly": True},
+                {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - its own emptyDir
             ],
-            "containers": [
-                {
-                    "name": "gc",
-                    "image": server.image,
-                    "imagePullPolicy": "Always",
-                    "command": pulumi.Output.unsecret(launch).apply(lambda r: list(r.argv)),
-                    "env": env,
-                    "securityContext": _container_security(),
-                    "resources": resources,
-                    "volumeMounts": [
-                        {"name": "run", "mountPath": RUN_DIR, "readOnly": True},
-                        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - its own emptyDir
-                    ],
-                }
+        )
+        pod = job_pod_spec(
+            SERVICE_ACCOUNT,
+            # gc reads the RDS CA from the image directly: only the password file is staged.
+            init_containers=[
+                stage_secrets_container(server.image, ["gc.pgpass"], Resources("50m", "64Mi").spec(), rds_ca=False)
             ],
-            "volumes": [
-                {
-                    "name": "secrets",
-                    "secret": {
-                        "secretName": SECRET,
-                        "defaultMode": 0o440,
-                        "items": [{"key": "gc.pgpass", "path": "gc.pgpass"}],
-                    },
-                },
-                {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+            containers=[gc],
+            volumes=[
+                secrets_volume(SECRET, ["gc.pgpass"]),
+                run_volume("16Mi"),
                 {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
             ],
-        }
+        )
         return k8s.batch.v1.CronJob(
             f"{name}-cron-job",
             metadata={
@@ -266,10 +253,8 @@ class GarbageCollection(pulumi.ComponentResource):
                     "jobTemplate": {
                         "metadata": {"labels": labels},
                         "spec": {
-                            "backoffLimit": 2,
-                            "activeDeadlineSeconds": 6 * 3600,
+                            **job_spec(labels, pod, backoff_limit=2, active_deadline_seconds=6 * 3600),
                             "ttlSecondsAfterFinished": 7 * 86400,
-                            "template": {"metadata": {"labels": labels}, "spec": pod},
                         },
                     },
                 }
@@ -280,48 +265,19 @@ class GarbageCollection(pulumi.ComponentResource):
     def _network_policy(
         self, name: str, server: ServerConfig, labels: dict[str, str], mode: ArtifactAccessMode
     ) -> k8s.networking.v1.NetworkPolicy:
-        dns = {
-            "to": [
-                {
-                    "namespaceSelector": {"matchLabels": {INGRESS_NGINX_NAMESPACE_LABEL: "kube-system"}},
-                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                }
-            ],
-            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-        }
-        database = {"to": [{"ipBlock": {"cidr": server.vpc_cidr}}], "ports": [{"protocol": "TCP", "port": 5432}]}
-        egress: list[dict[str, Any]] = [dns, database]
+        egress: list[dict[str, Any]] = [dns_egress(), postgres_egress(server.vpc_cidr)]
         if mode == "direct":  # S3 and STS (IRSA); never the instance metadata service
-            egress.append(
-                {
-                    "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}],
-                    "ports": [{"protocol": "TCP", "port": 443}],
-                }
-            )
+            egress.append(https_egress_without_instance_metadata())
         else:  # the tracking server pods' proxy port only
             egress.append(
                 {
-                    "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "tracking-server"}}}],
+                    "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": SERVER_COMPONENT}}}],
                     "ports": [{"protocol": "TCP", "port": PROXY_PORT}],
                 }
             )
         return k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             metadata={"name": f"{APP}-gc", "namespace": server.namespace},
-            spec=api_object(
-                {
-                    "podSelector": {"matchLabels": dict(labels)},
-                    "policyTypes": ["Ingress", "Egress"],
-                    "ingress": [],
-                    "egress": egress,
-                }
-            ),
+            spec=api_object(network_policy_spec(labels, egress=egress)),
             opts=pulumi.ResourceOptions(parent=self),
         )
-
-
-def _gc_stage_command(files: Sequence[str]) -> list[str]:
-    """Copy the password file to the in-memory run dir as 0600 (libpq refuses group-readable
-    ones); gc reads the RDS CA from the image directly."""
-    copies = " && ".join(f"install -m 0600 {SECRETS_DIR}/{f} {RUN_DIR}/{f}" for f in files)
-    return ["sh", "-ec", copies]

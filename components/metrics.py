@@ -19,7 +19,8 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.tracking_server import APP, PGBOUNCER_METRICS_PORT, PROXY_PORT, api_object
+from components.pod_toolkit import api_object
+from rendering.eks_pod import APP, PGBOUNCER_METRICS_PORT, PROXY_PORT
 from stackconfig.schema import MonitoringConfig
 
 SCRAPE_SECRET = f"{APP}-metrics-scrape"

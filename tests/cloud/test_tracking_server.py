@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import configparser
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -11,23 +10,14 @@ import pytest
 
 from rendering.versions import mlflow_version
 from tests.k8s_manifests import checkov_failures, manifests, schema_errors
-from tests.pulumi_harness import RecordingMocks, run_program, stack_file_config
+from tests.pulumi_harness import RecordingMocks, captured_program
 
 STACKS = ["dev", "prod"]
 
 
-@cache
 def _run(stack: str) -> RecordingMocks:
-    import asyncio
-
-    previous = asyncio.get_event_loop()
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        mocks, _, _ = run_program(stack, stack_file_config(stack))
-    finally:
-        asyncio.set_event_loop(previous)
-    return mocks
+    """The stack file's program, run once per session and shared with the other cloud tests."""
+    return captured_program(stack)[0]
 
 
 def objects(stack: str, kind: str) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import dataclasses
 import json
 import re
 
-from components.tracking_server import pod_target
+from rendering.eks_pod import pod_target
 from rendering.mlflow_server import S3Client, allowed_hosts
 from rendering.pgbouncer import DEBIAN_BOOKWORM_VERSION, VERSION_NOTES
 from rendering.server_side import PlatformSecrets, PlatformSettings, ServerSide, TargetParameters, render_server_side
@@ -27,7 +27,9 @@ SERVER = ServerConfig(image="x@sha256:" + "0" * 64, host="mlflow.example.com", r
 
 def eks() -> TargetParameters:
     return pod_target(
-        SERVER,
+        host=SERVER.host,
+        workers=SERVER.workers,
+        max_replicas=SERVER.max_replicas,
         database_host="db.abc.us-east-1.rds.amazonaws.com",
         database_port=5432,
         max_connections=200,
