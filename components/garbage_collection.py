@@ -33,11 +33,12 @@ from components.pod_toolkit import (
     container,
     dns_egress,
     https_egress_without_instance_metadata,
-    job_pod_spec,
     job_spec,
     network_policy_spec,
+    pod_spec,
     postgres_egress,
     run_volume,
+    scratch_volume,
     secrets_volume,
     stage_secrets_container,
     workload_labels,
@@ -215,7 +216,7 @@ class GarbageCollection(pulumi.ComponentResource):
                 {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - its own emptyDir
             ],
         )
-        pod = job_pod_spec(
+        pod = pod_spec(
             SERVICE_ACCOUNT,
             # gc reads the RDS CA from the image directly: only the password file is staged.
             init_containers=[
@@ -225,8 +226,9 @@ class GarbageCollection(pulumi.ComponentResource):
             volumes=[
                 secrets_volume(SECRET, ["gc.pgpass"]),
                 run_volume("16Mi"),
-                {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+                scratch_volume("256Mi"),
             ],
+            restart_policy="Never",
         )
         return k8s.batch.v1.CronJob(
             f"{name}-cron-job",

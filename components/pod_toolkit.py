@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from rendering.eks_pod import APP, RDS_CA_IN_IMAGE, RUN_DIR, SECRETS_DIR, UID
 
@@ -148,16 +148,25 @@ def run_volume(size_limit: str) -> dict[str, Any]:
     return {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": size_limit}}
 
 
+def scratch_volume(size_limit: str, name: str = "tmp") -> dict[str, Any]:
+    """A disk-backed emptyDir for ``/tmp`` (the root filesystem is read-only); past its size limit
+    the kubelet evicts the pod rather than let it fill the node's disk."""
+    return {"name": name, "emptyDir": {"sizeLimit": size_limit}}
+
+
 def pod_spec(
     service_account: str,
     *,
     init_containers: Sequence[Mapping[str, Any]],
     containers: Sequence[Mapping[str, Any]],
     volumes: Sequence[Mapping[str, Any]],
+    restart_policy: Literal["Never"] | None = None,
 ) -> dict[str, Any]:
     """A pod on the platform: its own ServiceAccount without an API token (no workload talks to
-    the Kubernetes API; IRSA injects its own projected token) and the pod security context."""
+    the Kubernetes API; IRSA injects its own projected token) and the pod security context.
+    ``restart_policy="Never"`` for a Job's pod: a failed pod is kept for its logs, the Job retries."""
     return {
+        **({"restartPolicy": restart_policy} if restart_policy else {}),
         "serviceAccountName": service_account,
         "automountServiceAccountToken": False,
         "securityContext": pod_security(),
@@ -165,18 +174,6 @@ def pod_spec(
         "containers": list(containers),
         "volumes": list(volumes),
     }
-
-
-def job_pod_spec(
-    service_account: str,
-    *,
-    init_containers: Sequence[Mapping[str, Any]],
-    containers: Sequence[Mapping[str, Any]],
-    volumes: Sequence[Mapping[str, Any]],
-) -> dict[str, Any]:
-    """:func:`pod_spec` of a Job's pod: a failed pod is kept for its logs, the Job retries."""
-    spec = pod_spec(service_account, init_containers=init_containers, containers=containers, volumes=volumes)
-    return {"restartPolicy": "Never", **spec}
 
 
 def job_spec(

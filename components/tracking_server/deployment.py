@@ -20,6 +20,7 @@ from components.pod_toolkit import (
     container,
     pod_spec,
     run_volume,
+    scratch_volume,
     secrets_volume,
     stage_secrets_container,
 )
@@ -151,8 +152,8 @@ def _pod(settings: ServerConfig, rendered: Rendered) -> dict[str, Any]:
         volumes=[
             secrets_volume(SERVER_SECRET, STAGED_FILES),
             run_volume("16Mi"),
-            {"name": "tmp", "emptyDir": {"sizeLimit": f"{settings.tmp_size_gib}Gi"}},
-            {"name": "proxy-tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+            scratch_volume(f"{settings.tmp_size_gib}Gi"),
+            scratch_volume("1Gi", "proxy-tmp"),
             {"name": "metrics", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
             {"name": "pgbouncer-config", "configMap": {"name": PGBOUNCER_CONFIG_MAP}},
             {"name": "proxy-config", "configMap": {"name": PROXY_CONFIG_MAP}},

@@ -12,9 +12,10 @@ from components.pod_toolkit import (
     Resources,
     api_object,
     container,
-    job_pod_spec,
     job_spec,
+    pod_spec,
     run_volume,
+    scratch_volume,
     secrets_volume,
     stage_secrets_container,
 )
@@ -74,13 +75,14 @@ def migration_job(
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     )
-    pod = job_pod_spec(
+    pod = pod_spec(
         settings.service_account,
         init_containers=[
             stage_secrets_container(settings.image, ["bootstrap.json", "migrator.pgpass"], resources, rds_ca=True)
         ],
         containers=[migrate],
-        volumes=[secrets_volume(job_name), run_volume("16Mi"), {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+        volumes=[secrets_volume(job_name), run_volume("16Mi"), scratch_volume("256Mi")],
+        restart_policy="Never",
     )
     return k8s.batch.v1.Job(
         f"{name}-migration",
@@ -135,11 +137,12 @@ def admin_password_job(
         ],
         volumeMounts=[{"name": "run", "mountPath": RUN_DIR, "readOnly": True}],
     )
-    pod = job_pod_spec(
+    pod = pod_spec(
         settings.service_account,
         init_containers=[stage_secrets_container(settings.image, files, resources, rds_ca=False)],
         containers=[apply],
         volumes=[secrets_volume(job_name), run_volume("1Mi")],
+        restart_policy="Never",
     )
     return k8s.batch.v1.Job(
         f"{name}-admin-password",

@@ -10,10 +10,10 @@ from components.pod_toolkit import (
     container,
     dns_egress,
     https_egress_without_instance_metadata,
-    job_pod_spec,
     job_spec,
     namespace_peer,
     network_policy_spec,
+    pod_spec,
     postgres_egress,
     run_volume,
     secrets_volume,
@@ -36,11 +36,12 @@ def job() -> dict[str, Any]:
         command=["python", "-m", "report"],
         volumeMounts=[{"name": "run", "mountPath": RUN_DIR, "readOnly": True}],
     )
-    pod = job_pod_spec(
+    pod = pod_spec(
         "mlflow-report",
         init_containers=[stage_secrets_container(IMAGE, ["report.pgpass"], resources, rds_ca=True)],
         containers=[main],
         volumes=[secrets_volume("mlflow-report", ["report.pgpass"]), run_volume("16Mi")],
+        restart_policy="Never",
     )
     return {
         "apiVersion": "batch/v1",
