@@ -123,8 +123,9 @@ class Cluster(pulumi.ComponentResource):
         """Options of a child: parented here (so it inherits the provider and protect)."""
         return pulumi.ResourceOptions(parent=self)
 
-    def _control_plane(self, args: ClusterArgs) -> None:
-        """The cluster role, the Secrets key, the log group, then the EKS cluster waiting for them."""
+    def _control_plane_role(self, key_administrators: pulumi.Input[Sequence[str]]) -> list[pulumi.Resource]:
+        """The cluster role, the Secrets key it uses, and its permissions (returned: the cluster
+        waits for them)."""
         name, settings, tags, child = self._prefix, self._settings, self._tags, self._child_opts
         self.cluster_role = aws.iam.Role(
             f"{name}-role",
@@ -140,19 +141,9 @@ class Cluster(pulumi.ComponentResource):
             f"{settings.name}: envelope encryption of Kubernetes Secrets",
             tags,
             child,
-            policy=pulumi.Output.all(args["key_administrators"], self.cluster_role.arn).apply(
+            policy=pulumi.Output.all(key_administrators, self.cluster_role.arn).apply(
                 lambda values: json.dumps(cluster_secrets_key_policy(values[0], values[1]))
             ),
-        )
-        # Created before the cluster so that EKS finds it and keeps logs only this long, encrypted
-        # with the stack's logs key (whose policy admits CloudWatch Logs for this group).
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=eks_log_group(settings.name),
-            retention_in_days=settings.log_retention_days,
-            kms_key_id=args.get("log_kms_key_arn"),
-            tags=tags,
-            opts=child,
         )
         cluster_policy = aws.iam.RolePolicyAttachment(
             f"{name}-role-cluster-policy",
@@ -160,7 +151,6 @@ class Cluster(pulumi.ComponentResource):
             policy_arn=managed_policy_arn(self._partition, "AmazonEKSClusterPolicy"),
             opts=child,
         )
-
         # EKS uses the key as the cluster role: without this the cluster cannot be created.
         encryption_policy = aws.iam.RolePolicy(
             f"{name}-role-secrets-key",
@@ -180,7 +170,22 @@ class Cluster(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        return [cluster_policy, encryption_policy]
 
+    def _control_plane(self, args: ClusterArgs) -> None:
+        """The control plane's role and key, its log group, then the EKS cluster waiting for them."""
+        name, settings, tags, child = self._prefix, self._settings, self._tags, self._child_opts
+        role_permissions = self._control_plane_role(args["key_administrators"])
+        # Created before the cluster so that EKS finds it and keeps logs only this long, encrypted
+        # with the stack's logs key (whose policy admits CloudWatch Logs for this group).
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=eks_log_group(settings.name),
+            retention_in_days=settings.log_retention_days,
+            kms_key_id=args.get("log_kms_key_arn"),
+            tags=tags,
+            opts=child,
+        )
         public_cidrs = public_endpoint_cidrs(settings.public_access_cidrs, settings.deployer_cidrs)
         vpc_config: aws.eks.ClusterVpcConfigArgsDict = {
             "subnet_ids": list(args["private_subnet_ids"]),
@@ -202,7 +207,7 @@ class Cluster(pulumi.ComponentResource):
             upgrade_policy={"support_type": "STANDARD"},
             deletion_protection=settings.deletion_protection,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, cluster_policy, encryption_policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, *role_permissions]),
         )
         self.cluster_name = self.cluster.name
         self.cluster_security_group_id = self.cluster.vpc_config.apply(lambda vpc: vpc.cluster_security_group_id or "")
@@ -299,30 +304,7 @@ class Cluster(pulumi.ComponentResource):
             for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
         ]
         nodes = settings.node_group
-        self.launch_template = aws.ec2.LaunchTemplate(
-            f"{name}-nodes",
-            description=f"{settings.name}: IMDSv2 only (hop limit 1), encrypted gp3 root volume",
-            metadata_options={
-                "http_endpoint": "enabled",
-                "http_tokens": "required",
-                "http_put_response_hop_limit": 1,
-            },
-            block_device_mappings=[
-                {
-                    "device_name": "/dev/xvda",
-                    "ebs": {
-                        "volume_size": nodes.disk_size_gib,
-                        "volume_type": "gp3",
-                        "encrypted": "true",
-                        "delete_on_termination": "true",
-                    },
-                }
-            ],
-            tag_specifications=[{"resource_type": "instance", "tags": {**tags, "Name": f"{settings.name}-node"}}],
-            update_default_version=True,
-            tags=tags,
-            opts=child,
-        )
+        self.launch_template = self._launch_template()
         self.node_group = aws.eks.NodeGroup(
             f"{name}-nodes",
             cluster_name=self.cluster.name,
@@ -345,6 +327,36 @@ class Cluster(pulumi.ComponentResource):
                 # The cluster autoscaler moves the desired size between minSize and maxSize: not drift.
                 ignore_changes=["scalingConfig.desiredSize"],
             ),
+        )
+
+    def _launch_template(self) -> aws.ec2.LaunchTemplate:
+        """What the node group's instances start from: IMDSv2 only with a hop limit of 1, so pods
+        cannot borrow the node's credentials; an encrypted gp3 root volume."""
+        name, settings, tags, child = self._prefix, self._settings, self._tags, self._child_opts
+        nodes = settings.node_group
+        return aws.ec2.LaunchTemplate(
+            f"{name}-nodes",
+            description=f"{settings.name}: IMDSv2 only (hop limit 1), encrypted gp3 root volume",
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+            },
+            block_device_mappings=[
+                {
+                    "device_name": "/dev/xvda",
+                    "ebs": {
+                        "volume_size": nodes.disk_size_gib,
+                        "volume_type": "gp3",
+                        "encrypted": "true",
+                        "delete_on_termination": "true",
+                    },
+                }
+            ],
+            tag_specifications=[{"resource_type": "instance", "tags": {**tags, "Name": f"{settings.name}-node"}}],
+            update_default_version=True,
+            tags=tags,
+            opts=child,
         )
 
     def _access_entry(self, kind: str, index: int, principal: str, policy: str) -> aws.eks.AccessPolicyAssociation:
