@@ -20,6 +20,7 @@ import pulumi_aws as aws
 
 from components.kms import rotating_key
 from components.s3_common import access_logs, after, artifact_lifecycle_rules, encryption_rule, hardened_bucket
+from components.trust import service_trust_policy
 from rendering.key_policies import replica_key_policy
 from stackconfig.schema import ArtifactsConfig
 
@@ -102,21 +103,8 @@ def replicate(
     role = aws.iam.Role(
         f"{name}-replication",
         description="S3 replication of the MLflow artifact bucket to its disaster-recovery replica",
-        assume_role_policy=pulumi.Output.json_dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "s3.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                        "Condition": {
-                            "StringEquals": {"aws:SourceAccount": account},
-                            "ArnLike": {"aws:SourceArn": store.bucket.arn},
-                        },
-                    }
-                ],
-            }
+        assume_role_policy=service_trust_policy(
+            "s3.amazonaws.com", source_account=account, source_arn=store.bucket.arn
         ),
         tags=tags,
         opts=child,

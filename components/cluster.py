@@ -32,6 +32,7 @@ import pulumi_aws as aws
 
 from components.irsa import ClusterOidc, irsa_role, managed_policy_arn
 from components.kms import rotating_key
+from components.trust import service_trust_policy
 from rendering.cluster_access import API_PORT, DRIFT_ACCESS_POLICY, PREVIEW_ACCESS_POLICY, public_endpoint_cidrs
 from rendering.key_policies import cluster_secrets_key_policy
 from rendering.log_groups import eks_log_group
@@ -43,15 +44,6 @@ NETWORK_POLICY_CONFIGURATION = {"enableNetworkPolicy": "true"}
 ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 SECRETS_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:ListGrants")
 """What the control plane's role needs on the secrets key (as terraform-aws-eks grants it)."""
-
-
-def service_trust_policy(service: str, actions: Sequence[str] = ("sts:AssumeRole",)) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": list(actions)}],
-        }
-    )
 
 
 class ClusterArgs(TypedDict):
@@ -131,7 +123,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-role",
             description=f"EKS control plane of {settings.name}",
             # As AWS documents the cluster role's trust (TagSession: session tags for the control plane).
-            assume_role_policy=service_trust_policy("eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
+            assume_role_policy=service_trust_policy("eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"]),
             tags=tags,
             opts=child,
         )
@@ -290,7 +282,7 @@ class Cluster(pulumi.ComponentResource):
         self.node_role = aws.iam.Role(
             f"{name}-node",
             description=f"{settings.name}: managed nodes",
-            assume_role_policy=service_trust_policy("ec2.amazonaws.com"),
+            assume_role_policy=service_trust_policy("ec2.amazonaws.com", ["sts:AssumeRole"]),
             tags=tags,
             opts=child,
         )

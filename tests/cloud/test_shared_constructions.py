@@ -1,6 +1,7 @@
 """One construction per repeated object family in components/ (issue 19): every IRSA role of the
 cluster, its ingress path and its autoscaler comes from ``components.irsa.irsa_role``, and every
-bucket from ``components.s3_common.hardened_bucket``. The helpers' properties are asserted on the
+bucket from ``components.s3_common.hardened_bucket``, and every service role's trust from
+``components.trust.service_trust_policy``. The helpers' properties are asserted on the
 inputs AWS would receive; the source checks keep the three IRSA callers and the two bucket
 callers from growing a second copy."""
 
@@ -17,6 +18,7 @@ import pytest
 
 from components.irsa import ClusterOidc, irsa_role
 from components.s3_common import encryption_rule
+from components.trust import service_trust_policy
 from tests.pulumi_harness import ROOT, RecordingMocks, captured_program, run_mocked
 
 ISSUER = "oidc.eks.us-east-1.amazonaws.com/id/ABC"
@@ -155,3 +157,39 @@ def test_sse_kms_with_a_bucket_key_or_sse_s3():
     assert encryption_rule(None, bucket_key=False) == {
         "apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}
     }
+
+
+SERVICE_ROLE_CALLERS = (
+    "components/cluster.py",
+    "components/database.py",
+    "components/network.py",
+    "components/artifact_replica.py",
+)
+
+
+def _trust(**kwargs: Any) -> dict[str, Any]:
+    mocks_outputs = run_mocked(lambda: {"trust": service_trust_policy("svc.amazonaws.com", **kwargs)})[1]
+    return json.loads(mocks_outputs["trust"])
+
+
+def test_a_service_role_is_pinned_to_this_account_and_resource_when_the_service_says_which():
+    """The confused-deputy guard: ``aws:SourceAccount`` and ``aws:SourceArn`` when given."""
+    (statement,) = _trust(source_account="123456789012", source_arn="arn:aws:s3:::b")["Statement"]
+    assert statement == {
+        "Effect": "Allow",
+        "Principal": {"Service": "svc.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+        "Condition": {
+            "StringEquals": {"aws:SourceAccount": "123456789012"},
+            "ArnLike": {"aws:SourceArn": "arn:aws:s3:::b"},
+        },
+    }
+    (bare,) = _trust(actions=["sts:AssumeRole", "sts:TagSession"])["Statement"]
+    assert "Condition" not in bare and bare["Action"] == ["sts:AssumeRole", "sts:TagSession"]
+
+
+@pytest.mark.parametrize("path", SERVICE_ROLE_CALLERS)
+def test_service_role_trusts_are_written_once(path: str):
+    source = (ROOT / path).read_text()
+    assert "service_trust_policy" in _calls(path)
+    assert '"Principal": {"Service"' not in source, f"{path} writes a service trust document itself"
