@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -28,22 +27,22 @@ import pulumi_aws as aws
 from rendering import iam
 
 
-class ServiceAccountIdentity(TypedDict):
-    """Where a role may be assumed from: one service account of one cluster (IRSA)."""
+@dataclass(frozen=True)
+class ClusterOidc:
+    """A cluster's IAM OIDC provider: what every IRSA role of that cluster trusts."""
 
-    oidc_provider_arn: pulumi.Input[str]
+    provider_arn: pulumi.Input[str]
     issuer_host_path: pulumi.Input[str]
     """``oidc.eks.<region>.amazonaws.com/id/<ID>``: the prefix of the ``sub``/``aud`` condition keys."""
-    namespace: str
-    service_account: str
 
 
-def irsa_trust_policy(identity: ServiceAccountIdentity) -> pulumi.Output[str]:
+def irsa_trust_policy(oidc: ClusterOidc, service_account: tuple[str, str]) -> pulumi.Output[str]:
     """The same IRSA trust statement as the tracking roles (``rendering.iam``): ``sub`` pinned to
-    the one service account and ``aud`` to STS, both with StringEquals."""
-    subject = f"system:serviceaccount:{identity['namespace']}:{identity['service_account']}"
+    the one service account (namespace, name) and ``aud`` to STS, both with StringEquals."""
+    namespace, account = service_account
+    subject = f"system:serviceaccount:{namespace}:{account}"
     return pulumi.Output.json_dumps(
-        pulumi.Output.all(identity["oidc_provider_arn"], identity["issuer_host_path"]).apply(
+        pulumi.Output.all(oidc.provider_arn, oidc.issuer_host_path).apply(
             lambda values: {
                 "Version": "2012-10-17",
                 "Statement": [iam.irsa_trust_statement(values[0], values[1], [subject])],
@@ -64,15 +63,6 @@ class IrsaRole:
 
     role: aws.iam.Role
     grants: list[pulumi.Resource]
-
-
-@dataclass(frozen=True)
-class ClusterOidc:
-    """A cluster's IAM OIDC provider: what every IRSA role of that cluster trusts."""
-
-    provider_arn: pulumi.Input[str]
-    issuer_host_path: pulumi.Input[str]
-    """``oidc.eks.<region>.amazonaws.com/id/<ID>``: the prefix of the ``sub``/``aud`` condition keys."""
 
 
 def irsa_role(
@@ -96,14 +86,7 @@ def irsa_role(
     role = aws.iam.Role(
         name,
         description=f"{owner}: {who}" if owner else who,
-        assume_role_policy=irsa_trust_policy(
-            {
-                "oidc_provider_arn": oidc.provider_arn,
-                "issuer_host_path": oidc.issuer_host_path,
-                "namespace": namespace,
-                "service_account": account,
-            }
-        ),
+        assume_role_policy=irsa_trust_policy(oidc, service_account),
         tags=dict(tags),
         opts=opts,
     )
