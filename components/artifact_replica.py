@@ -19,7 +19,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.kms import rotating_key
-from components.s3_common import EVERY_OBJECT, after, tls_only_statement
+from components.s3_common import access_logs, after, artifact_lifecycle_rules, encryption_rule, hardened_bucket
+from components.trust import service_trust_policy
 from rendering.key_policies import replica_key_policy
 from stackconfig.schema import ArtifactsConfig
 
@@ -102,21 +103,8 @@ def replicate(
     role = aws.iam.Role(
         f"{name}-replication",
         description="S3 replication of the MLflow artifact bucket to its disaster-recovery replica",
-        assume_role_policy=pulumi.Output.json_dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "s3.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                        "Condition": {
-                            "StringEquals": {"aws:SourceAccount": account},
-                            "ArnLike": {"aws:SourceArn": store.bucket.arn},
-                        },
-                    }
-                ],
-            }
+        assume_role_policy=service_trust_policy(
+            "s3.amazonaws.com", source_account=account, source_arn=store.bucket.arn
         ),
         tags=tags,
         opts=child,
@@ -136,62 +124,19 @@ def replicate(
         if store.kms_key is not None
         else None
     )
-    bucket = aws.s3.Bucket(f"{replica_name}-bucket", force_destroy=settings.force_destroy, tags=tags, opts=there)
-    ownership = store._harden(replica_name, bucket, tags, there)
-    default_encryption: aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgsDict = (
-        {"sse_algorithm": "aws:kms", "kms_master_key_id": replica_key.arn}
-        if replica_key is not None
-        else {"sse_algorithm": "AES256"}
+    replica = hardened_bucket(
+        replica_name,
+        there,
+        force_destroy=settings.force_destroy,
+        tags=tags,
+        # A Bucket Key even under SSE-S3, where S3 ignores it (as first deployed; unchanged).
+        encryption=encryption_rule(replica_key.arn if replica_key is not None else None, bucket_key=True),
+        lifecycle_rules=artifact_lifecycle_rules(settings),
     )
-    sse = aws.s3.BucketServerSideEncryptionConfiguration(
-        f"{replica_name}-sse",
-        bucket=bucket.id,
-        rules=[{"apply_server_side_encryption_by_default": default_encryption, "bucket_key_enabled": True}],
-        opts=there.merge(after(ownership)),
-    )
-    versioning = aws.s3.BucketVersioning(
-        f"{replica_name}-versioning",
-        bucket=bucket.id,
-        versioning_configuration={"status": "Enabled"},
-        opts=there.merge(after(sse)),
-    )
-    lifecycle = aws.s3.BucketLifecycleConfiguration(
-        f"{replica_name}-lifecycle",
-        bucket=bucket.id,
-        rules=[
-            {
-                "id": "abort-incomplete-multipart-uploads",
-                "status": "Enabled",
-                "filter": EVERY_OBJECT,
-                "abort_incomplete_multipart_upload": {
-                    "days_after_initiation": settings.abort_incomplete_multipart_upload_days
-                },
-            },
-            {
-                "id": "expire-noncurrent-versions",
-                "status": "Enabled",
-                "filter": EVERY_OBJECT,
-                "noncurrent_version_expiration": {"noncurrent_days": settings.noncurrent_version_expiration_days},
-            },
-        ],
-        opts=there.merge(after(versioning)),
-    )
-    policy = aws.s3.BucketPolicy(
-        f"{replica_name}-policy",
-        bucket=bucket.id,
-        policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [tls_only_statement(bucket.arn)]}),
-        opts=there.merge(after(lifecycle)),
-    )
+    bucket, versioning = replica.bucket, replica.versioning
     if settings.access_logging:
         # Access logs go to a bucket in the same region as the bucket logged.
-        log_bucket, log_policy = store._log_bucket(replica_name, settings, tags, bucket, there)
-        aws.s3.BucketLogging(
-            f"{replica_name}-logging",
-            bucket=bucket.id,
-            target_bucket=log_bucket.id,
-            target_prefix="s3-access/",
-            opts=there.merge(after(policy, log_policy)),
-        )
+        access_logs(replica_name, replica, there, settings=settings, tags=tags)
 
     source_key_arn = store.kms_key.arn if store.kms_key is not None else None
     replica_key_arn = replica_key.arn if replica_key is not None else None

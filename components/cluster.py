@@ -30,8 +30,9 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from components.irsa import ClusterOidc, irsa_role, managed_policy_arn
 from components.kms import rotating_key
-from rendering import iam
+from components.trust import service_trust_policy
 from rendering.cluster_access import API_PORT, DRIFT_ACCESS_POLICY, PREVIEW_ACCESS_POLICY, public_endpoint_cidrs
 from rendering.key_policies import cluster_secrets_key_policy
 from rendering.log_groups import eks_log_group
@@ -43,42 +44,6 @@ NETWORK_POLICY_CONFIGURATION = {"enableNetworkPolicy": "true"}
 ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 SECRETS_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:ListGrants")
 """What the control plane's role needs on the secrets key (as terraform-aws-eks grants it)."""
-
-
-class ServiceAccountIdentity(TypedDict):
-    """Where a role may be assumed from: one service account of one cluster (IRSA)."""
-
-    oidc_provider_arn: pulumi.Input[str]
-    issuer_host_path: pulumi.Input[str]
-    namespace: str
-    service_account: str
-
-
-def irsa_trust_policy(identity: ServiceAccountIdentity) -> pulumi.Output[str]:
-    """The same IRSA trust statement as the tracking roles (``rendering.iam``): ``sub`` pinned to
-    the one service account and ``aud`` to STS, both with StringEquals."""
-    subject = f"system:serviceaccount:{identity['namespace']}:{identity['service_account']}"
-    return pulumi.Output.json_dumps(
-        pulumi.Output.all(identity["oidc_provider_arn"], identity["issuer_host_path"]).apply(
-            lambda values: {
-                "Version": "2012-10-17",
-                "Statement": [iam.irsa_trust_statement(values[0], values[1], [subject])],
-            }
-        )
-    )
-
-
-def service_trust_policy(service: str, actions: Sequence[str] = ("sts:AssumeRole",)) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": list(actions)}],
-        }
-    )
-
-
-def managed_policy_arn(partition: pulumi.Input[str], name: str) -> pulumi.Output[str]:
-    return pulumi.Output.concat("arn:", partition, ":iam::aws:policy/", name)
 
 
 class ClusterArgs(TypedDict):
@@ -93,6 +58,10 @@ class ClusterArgs(TypedDict):
 
 
 class Cluster(pulumi.ComponentResource):
+    """The cluster, built by object family: control plane (role, Secrets key, log group, cluster),
+    OIDC provider, access entries and the deployer's reach, IRSA roles, add-ons, node group. Each
+    family is one method; all children are named ``<name>-…`` with ``parent=self``."""
+
     cluster_name: pulumi.Output[str]
     endpoint: pulumi.Output[str]
     certificate_authority_data: pulumi.Output[str]
@@ -106,16 +75,55 @@ class Cluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlflow:index:Cluster", name, {}, opts)
-        settings = args["settings"]
-        tags = args.get("tags", {})
-        child = pulumi.ResourceOptions(parent=self)
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+        self._prefix = name  # every child's name starts with it (``Resource._name`` is the SDK's own)
+        self._settings = args["settings"]
+        self._tags = args.get("tags", {})
+        self._partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
 
+        self._control_plane(args)
+        self._oidc()
+        self._access()
+        self._irsa_roles()
+        # Networking first: nodes only become Ready once the CNI runs on them.
+        self.vpc_cni = self._addon("vpc-cni", role=self.cni_role, configuration=NETWORK_POLICY_CONFIGURATION)
+        self.kube_proxy = self._addon("kube-proxy")
+        self._nodes(args["private_subnet_ids"])
+        # These run as Deployments: they need nodes to become active.
+        self.coredns = self._addon("coredns", after=[self.node_group])
+        self.ebs_csi = self._addon("aws-ebs-csi-driver", role=self.ebs_csi_role, after=[self.node_group])
+        # Resource metrics for the HPA (EKS community add-on; "View resource usage with the
+        # Kubernetes Metrics Server", EKS user guide): without it the HPA never scales.
+        self.metrics_server = self._addon("metrics-server", after=[self.node_group])
+
+        self.endpoint = self.cluster.endpoint
+        self.certificate_authority_data = self.cluster.certificate_authority.apply(lambda ca: ca.data or "")
+        self.secrets_key_arn = self.secrets_key.arn
+        self.register_outputs(
+            {
+                "clusterName": self.cluster_name,
+                "endpoint": self.endpoint,
+                "certificateAuthorityData": self.certificate_authority_data,
+                "oidcProviderArn": self.oidc_provider_arn,
+                "oidcIssuerHostPath": self.oidc_issuer_host_path,
+                "clusterSecurityGroupId": self.cluster_security_group_id,
+                "secretsKeyArn": self.secrets_key_arn,
+            }
+        )
+
+    @property
+    def _child_opts(self) -> pulumi.ResourceOptions:
+        """Options of a child: parented here (so it inherits the provider and protect)."""
+        return pulumi.ResourceOptions(parent=self)
+
+    def _control_plane_role(self, key_administrators: pulumi.Input[Sequence[str]]) -> list[pulumi.Resource]:
+        """The cluster role, the Secrets key it uses, and its permissions (returned: the cluster
+        waits for them)."""
+        name, settings, tags, child = self._prefix, self._settings, self._tags, self._child_opts
         self.cluster_role = aws.iam.Role(
             f"{name}-role",
             description=f"EKS control plane of {settings.name}",
             # As AWS documents the cluster role's trust (TagSession: session tags for the control plane).
-            assume_role_policy=service_trust_policy("eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
+            assume_role_policy=service_trust_policy("eks.amazonaws.com", ["sts:AssumeRole", "sts:TagSession"]),
             tags=tags,
             opts=child,
         )
@@ -125,27 +133,16 @@ class Cluster(pulumi.ComponentResource):
             f"{settings.name}: envelope encryption of Kubernetes Secrets",
             tags,
             child,
-            policy=pulumi.Output.all(args["key_administrators"], self.cluster_role.arn).apply(
+            policy=pulumi.Output.all(key_administrators, self.cluster_role.arn).apply(
                 lambda values: json.dumps(cluster_secrets_key_policy(values[0], values[1]))
             ),
-        )
-        # Created before the cluster so that EKS finds it and keeps logs only this long, encrypted
-        # with the stack's logs key (whose policy admits CloudWatch Logs for this group).
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=eks_log_group(settings.name),
-            retention_in_days=settings.log_retention_days,
-            kms_key_id=args.get("log_kms_key_arn"),
-            tags=tags,
-            opts=child,
         )
         cluster_policy = aws.iam.RolePolicyAttachment(
             f"{name}-role-cluster-policy",
             role=self.cluster_role.name,
-            policy_arn=managed_policy_arn(partition, "AmazonEKSClusterPolicy"),
+            policy_arn=managed_policy_arn(self._partition, "AmazonEKSClusterPolicy"),
             opts=child,
         )
-
         # EKS uses the key as the cluster role: without this the cluster cannot be created.
         encryption_policy = aws.iam.RolePolicy(
             f"{name}-role-secrets-key",
@@ -165,7 +162,22 @@ class Cluster(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        return [cluster_policy, encryption_policy]
 
+    def _control_plane(self, args: ClusterArgs) -> None:
+        """The control plane's role and key, its log group, then the EKS cluster waiting for them."""
+        name, settings, tags, child = self._prefix, self._settings, self._tags, self._child_opts
+        role_permissions = self._control_plane_role(args["key_administrators"])
+        # Created before the cluster so that EKS finds it and keeps logs only this long, encrypted
+        # with the stack's logs key (whose policy admits CloudWatch Logs for this group).
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=eks_log_group(settings.name),
+            retention_in_days=settings.log_retention_days,
+            kms_key_id=args.get("log_kms_key_arn"),
+            tags=tags,
+            opts=child,
+        )
         public_cidrs = public_endpoint_cidrs(settings.public_access_cidrs, settings.deployer_cidrs)
         vpc_config: aws.eks.ClusterVpcConfigArgsDict = {
             "subnet_ids": list(args["private_subnet_ids"]),
@@ -187,90 +199,90 @@ class Cluster(pulumi.ComponentResource):
             upgrade_policy={"support_type": "STANDARD"},
             deletion_protection=settings.deletion_protection,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, cluster_policy, encryption_policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, *role_permissions]),
         )
+        self.cluster_name = self.cluster.name
+        self.cluster_security_group_id = self.cluster.vpc_config.apply(lambda vpc: vpc.cluster_security_group_id or "")
 
+    def _oidc(self) -> None:
+        """The IAM OIDC provider for the cluster's issuer: what IRSA roles trust."""
         issuer = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer if ids and ids[0].oidcs else None)
         self.oidc_provider = aws.iam.OpenIdConnectProvider(
-            f"{name}-oidc",
+            f"{self._prefix}-oidc",
             url=issuer.apply(_require_issuer),
             client_id_lists=["sts.amazonaws.com"],
-            tags=tags,
-            opts=child,
+            tags=self._tags,
+            opts=self._child_opts,
         )
         self.oidc_issuer_host_path = issuer.apply(lambda url: _require_issuer(url).removeprefix("https://"))
         self.oidc_provider_arn = self.oidc_provider.arn
-        self.cluster_name = self.cluster.name
 
-        # One access entry and one cluster-scoped policy per principal: admins (the deployer among
-        # them), then the read-only preview and drift roles (rendering.cluster_access says why).
+    def _access(self) -> None:
+        """One access entry and one cluster-scoped policy per principal: admins (the deployer among
+        them), then the read-only preview and drift roles (rendering.cluster_access says why); and
+        the deployer's network reach to the API endpoint."""
+        settings = self._settings
+
         def entries(kind: str, principals: Sequence[str], policy: str) -> list[aws.eks.AccessPolicyAssociation]:
-            return [
-                self._access_entry(name, kind, index, principal, policy, partition, tags)
-                for index, principal in enumerate(principals)
-            ]
+            return [self._access_entry(kind, index, principal, policy) for index, principal in enumerate(principals)]
 
         self.admin_access = entries("admin", settings.admin_role_arns, ADMIN_ACCESS_POLICY)
         self.read_only_access = [
             *entries("preview", settings.preview_role_arns, PREVIEW_ACCESS_POLICY),
             *entries("drift", settings.drift_role_arns, DRIFT_ACCESS_POLICY),
         ]
-        cluster_security_group = self.cluster.vpc_config.apply(lambda vpc: vpc.cluster_security_group_id or "")
-        self.deployer_rules = self._deployer_rules(name, settings, cluster_security_group, tags)
+        self.deployer_rules = self._deployer_rules()
 
-        def irsa_role(suffix: str, namespace: str, service_account: str, policy: str) -> aws.iam.Role:
-            role = aws.iam.Role(
-                f"{name}-{suffix}",
-                description=f"{settings.name}: {namespace}/{service_account} (IRSA)",
-                assume_role_policy=irsa_trust_policy(
-                    {
-                        "oidc_provider_arn": self.oidc_provider_arn,
-                        "issuer_host_path": self.oidc_issuer_host_path,
-                        "namespace": namespace,
-                        "service_account": service_account,
-                    }
-                ),
-                tags=tags,
-                opts=child,
-            )
-            aws.iam.RolePolicyAttachment(
-                f"{name}-{suffix}-policy", role=role.name, policy_arn=managed_policy_arn(partition, policy), opts=child
-            )
-            return role
-
-        self.cni_role = irsa_role("vpc-cni", "kube-system", "aws-node", "AmazonEKS_CNI_Policy")
-        self.ebs_csi_role = irsa_role(
+    def _irsa_roles(self) -> None:
+        """The add-ons' own roles (components.irsa), so the node role carries neither."""
+        self.cni_role = self._irsa_role("vpc-cni", "kube-system", "aws-node", "AmazonEKS_CNI_Policy")
+        self.ebs_csi_role = self._irsa_role(
             "ebs-csi", "kube-system", "ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy"
         )
 
-        def addon(
-            addon_name: str,
-            *,
-            role: aws.iam.Role | None = None,
-            configuration: dict[str, str] | None = None,
-            after: Sequence[pulumi.Resource] = (),
-        ) -> aws.eks.Addon:
-            return aws.eks.Addon(
-                f"{name}-{addon_name}",
-                cluster_name=self.cluster.name,
-                addon_name=addon_name,
-                addon_version=settings.addon_versions.get(addon_name),
-                service_account_role_arn=role.arn if role else None,
-                configuration_values=json.dumps(configuration) if configuration else None,
-                resolve_conflicts_on_create="OVERWRITE",
-                resolve_conflicts_on_update="OVERWRITE",
-                tags=tags,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
-            )
+    def _irsa_role(self, suffix: str, namespace: str, service_account: str, policy: str) -> aws.iam.Role:
+        role_name = f"{self._prefix}-{suffix}"
+        return irsa_role(
+            role_name,
+            ClusterOidc(self.oidc_provider_arn, self.oidc_issuer_host_path),
+            (namespace, service_account),
+            self._child_opts,
+            tags=self._tags,
+            owner=self._settings.name,
+            policy_attachments={f"{role_name}-policy": managed_policy_arn(self._partition, policy)},
+        ).role
 
-        # Networking first: nodes only become Ready once the CNI runs on them.
-        self.vpc_cni = addon("vpc-cni", role=self.cni_role, configuration=NETWORK_POLICY_CONFIGURATION)
-        self.kube_proxy = addon("kube-proxy")
+    def _addon(
+        self,
+        addon_name: str,
+        *,
+        role: aws.iam.Role | None = None,
+        configuration: dict[str, str] | None = None,
+        after: Sequence[pulumi.Resource] = (),
+    ) -> aws.eks.Addon:
+        """An EKS add-on at the configured version, overwriting what it finds (the cluster is
+        created without self-managed add-ons), created after ``after``."""
+        return aws.eks.Addon(
+            f"{self._prefix}-{addon_name}",
+            cluster_name=self.cluster.name,
+            addon_name=addon_name,
+            addon_version=self._settings.addon_versions.get(addon_name),
+            service_account_role_arn=role.arn if role else None,
+            configuration_values=json.dumps(configuration) if configuration else None,
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+        )
 
+    def _nodes(self, private_subnet_ids: Sequence[pulumi.Input[str]]) -> None:
+        """The node role, the launch template (IMDSv2 only, hop limit 1; encrypted gp3 root
+        volume) and the managed node group, which waits for the CNI and kube-proxy."""
+        name, settings, tags, child = self._prefix, self._settings, self._tags, self._child_opts
         self.node_role = aws.iam.Role(
             f"{name}-node",
             description=f"{settings.name}: managed nodes",
-            assume_role_policy=service_trust_policy("ec2.amazonaws.com"),
+            assume_role_policy=service_trust_policy("ec2.amazonaws.com", ["sts:AssumeRole"]),
             tags=tags,
             opts=child,
         )
@@ -278,13 +290,43 @@ class Cluster(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(
                 f"{name}-node-{policy}",
                 role=self.node_role.name,
-                policy_arn=managed_policy_arn(partition, policy),
+                policy_arn=managed_policy_arn(self._partition, policy),
                 opts=child,
             )
             for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
         ]
         nodes = settings.node_group
-        self.launch_template = aws.ec2.LaunchTemplate(
+        self.launch_template = self._launch_template()
+        self.node_group = aws.eks.NodeGroup(
+            f"{name}-nodes",
+            cluster_name=self.cluster.name,
+            node_role_arn=self.node_role.arn,
+            subnet_ids=list(private_subnet_ids),
+            instance_types=list(nodes.instance_types),
+            capacity_type=nodes.capacity_type,
+            ami_type=nodes.ami_type,
+            scaling_config={
+                "desired_size": nodes.desired_size,
+                "min_size": nodes.min_size,
+                "max_size": nodes.max_size,
+            },
+            update_config={"max_unavailable": 1},
+            launch_template={"id": self.launch_template.id, "version": self.launch_template.latest_version.apply(str)},
+            tags=tags,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*node_policies, self.vpc_cni, self.kube_proxy],
+                # The cluster autoscaler moves the desired size between minSize and maxSize: not drift.
+                ignore_changes=["scalingConfig.desiredSize"],
+            ),
+        )
+
+    def _launch_template(self) -> aws.ec2.LaunchTemplate:
+        """What the node group's instances start from: IMDSv2 only with a hop limit of 1, so pods
+        cannot borrow the node's credentials; an encrypted gp3 root volume."""
+        name, settings, tags, child = self._prefix, self._settings, self._tags, self._child_opts
+        nodes = settings.node_group
+        return aws.ec2.LaunchTemplate(
             f"{name}-nodes",
             description=f"{settings.name}: IMDSv2 only (hop limit 1), encrypted gp3 root volume",
             metadata_options={
@@ -308,98 +350,38 @@ class Cluster(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        self.node_group = aws.eks.NodeGroup(
-            f"{name}-nodes",
-            cluster_name=self.cluster.name,
-            node_role_arn=self.node_role.arn,
-            subnet_ids=list(args["private_subnet_ids"]),
-            instance_types=list(nodes.instance_types),
-            capacity_type=nodes.capacity_type,
-            ami_type=nodes.ami_type,
-            scaling_config={
-                "desired_size": nodes.desired_size,
-                "min_size": nodes.min_size,
-                "max_size": nodes.max_size,
-            },
-            update_config={"max_unavailable": 1},
-            launch_template={"id": self.launch_template.id, "version": self.launch_template.latest_version.apply(str)},
-            tags=tags,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[*node_policies, self.vpc_cni, self.kube_proxy],
-                # The cluster autoscaler moves the desired size between minSize and maxSize: not drift.
-                ignore_changes=["scalingConfig.desiredSize"],
-            ),
-        )
-        # These run as Deployments: they need nodes to become active.
-        self.coredns = addon("coredns", after=[self.node_group])
-        self.ebs_csi = addon("aws-ebs-csi-driver", role=self.ebs_csi_role, after=[self.node_group])
-        # Resource metrics for the HPA (EKS community add-on; "View resource usage with the
-        # Kubernetes Metrics Server", EKS user guide): without it the HPA never scales.
-        self.metrics_server = addon("metrics-server", after=[self.node_group])
 
-        self.endpoint = self.cluster.endpoint
-        self.certificate_authority_data = self.cluster.certificate_authority.apply(lambda ca: ca.data or "")
-        self.cluster_security_group_id = cluster_security_group
-        self.secrets_key_arn = self.secrets_key.arn
-        self.register_outputs(
-            {
-                "clusterName": self.cluster_name,
-                "endpoint": self.endpoint,
-                "certificateAuthorityData": self.certificate_authority_data,
-                "oidcProviderArn": self.oidc_provider_arn,
-                "oidcIssuerHostPath": self.oidc_issuer_host_path,
-                "clusterSecurityGroupId": self.cluster_security_group_id,
-                "secretsKeyArn": self.secrets_key_arn,
-            }
-        )
-
-    def _access_entry(
-        self,
-        name: str,
-        kind: str,
-        index: int,
-        principal: str,
-        policy: str,
-        partition: pulumi.Input[str],
-        tags: dict[str, str],
-    ) -> aws.eks.AccessPolicyAssociation:
+    def _access_entry(self, kind: str, index: int, principal: str, policy: str) -> aws.eks.AccessPolicyAssociation:
         """An access entry of type STANDARD for ``principal`` with one access policy, cluster-wide."""
-        child = pulumi.ResourceOptions(parent=self)
+        child = self._child_opts
         entry = aws.eks.AccessEntry(
-            f"{name}-{kind}-{index}",
+            f"{self._prefix}-{kind}-{index}",
             cluster_name=self.cluster.name,
             principal_arn=principal,
             type="STANDARD",
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
         return aws.eks.AccessPolicyAssociation(
-            f"{name}-{kind}-{index}",
+            f"{self._prefix}-{kind}-{index}",
             cluster_name=self.cluster.name,
             principal_arn=entry.principal_arn,
-            policy_arn=pulumi.Output.concat("arn:", partition, ":eks::aws:cluster-access-policy/", policy),
+            policy_arn=pulumi.Output.concat("arn:", self._partition, ":eks::aws:cluster-access-policy/", policy),
             access_scope={"type": "cluster"},
             opts=child,
         )
 
-    def _deployer_rules(
-        self,
-        name: str,
-        settings: ClusterConfig,
-        cluster_security_group: pulumi.Output[str],
-        tags: dict[str, str],
-    ) -> list[aws.vpc.SecurityGroupIngressRule]:
+    def _deployer_rules(self) -> list[aws.vpc.SecurityGroupIngressRule]:
         """HTTPS from the deployer's network to the API endpoint's ENIs, which carry the cluster
         security group (EKS creates it admitting only itself)."""
-        child = pulumi.ResourceOptions(parent=self)
+        name, settings, tags, child = self._prefix, self._settings, self._tags, self._child_opts
 
         def https_from(
             suffix: str, source: str, *, cidr: str | None = None, group: str | None = None
         ) -> aws.vpc.SecurityGroupIngressRule:
             return aws.vpc.SecurityGroupIngressRule(
                 f"{name}-{suffix}",
-                security_group_id=cluster_security_group,
+                security_group_id=self.cluster_security_group_id,
                 ip_protocol="tcp",
                 from_port=API_PORT,
                 to_port=API_PORT,

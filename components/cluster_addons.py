@@ -28,7 +28,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.cluster import irsa_trust_policy
+from components.irsa import ClusterOidc, IrsaRole, irsa_role
 from rendering.nlb import LOAD_BALANCER_CLASS, nlb_service_annotations
 from rendering.nlb import PREFIX as NLB_ANNOTATION_PREFIX
 from stackconfig.schema import IngressClass
@@ -137,21 +137,13 @@ class ClusterIngress(pulumi.ComponentResource):
             {"certificateArn": self.certificate_arn, "releases": [release.name for release in self.releases]}
         )
 
-    def _irsa_role(self, name: str, args: ClusterIngressArgs, namespace: str, service_account: str) -> aws.iam.Role:
-        return aws.iam.Role(
-            name,
-            description=f"{namespace}/{service_account} (IRSA)",
-            assume_role_policy=irsa_trust_policy(
-                {
-                    "oidc_provider_arn": args["oidc_provider_arn"],
-                    "issuer_host_path": args["issuer_host_path"],
-                    "namespace": namespace,
-                    "service_account": service_account,
-                }
-            ),
-            tags=self._tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+    def _irsa_role(
+        self, name: str, args: ClusterIngressArgs, service_account: tuple[str, str], policy: pulumi.Input[str]
+    ) -> IrsaRole:
+        """A controller's role (``components.irsa``) with ``policy`` inline, both named ``name``."""
+        oidc = ClusterOidc(args["oidc_provider_arn"], args["issuer_host_path"])
+        child = pulumi.ResourceOptions(parent=self)
+        return irsa_role(name, oidc, service_account, child, tags=self._tags, inline_policy=policy)
 
     def _release(
         self,
@@ -180,13 +172,8 @@ class ClusterIngress(pulumi.ComponentResource):
 
     def _load_balancer_controller(self, name: str, args: ClusterIngressArgs) -> k8s.helm.v3.Release:
         namespace, service_account = LBC_SERVICE_ACCOUNT
-        self.lbc_role = self._irsa_role(f"{name}-lbc", args, namespace, service_account)
-        policy = aws.iam.RolePolicy(
-            f"{name}-lbc",
-            role=self.lbc_role.id,
-            policy=json.dumps(load_balancer_controller_policy()),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        irsa = self._irsa_role(f"{name}-lbc", args, LBC_SERVICE_ACCOUNT, json.dumps(load_balancer_controller_policy()))
+        self.lbc_role = irsa.role
         return self._release(
             f"{name}-lbc",
             AWS_LOAD_BALANCER_CONTROLLER,
@@ -202,7 +189,7 @@ class ClusterIngress(pulumi.ComponentResource):
                     "annotations": {"eks.amazonaws.com/role-arn": self.lbc_role.arn},
                 },
             },
-            depends_on=[policy],
+            depends_on=irsa.grants,
         )
 
     def _certificate(self, name: str, args: ClusterIngressArgs) -> pulumi.Output[str]:
@@ -268,16 +255,15 @@ class ClusterIngress(pulumi.ComponentResource):
 
     def _cert_manager(self, name: str, args: ClusterIngressArgs) -> None:
         namespace, service_account = CERT_MANAGER_SERVICE_ACCOUNT
-        child = pulumi.ResourceOptions(parent=self)
-        self.cert_manager_role = self._irsa_role(f"{name}-cert-manager", args, namespace, service_account)
-        policy = aws.iam.RolePolicy(
+        irsa = self._irsa_role(
             f"{name}-cert-manager",
-            role=self.cert_manager_role.id,
-            policy=pulumi.Output.json_dumps(
+            args,
+            CERT_MANAGER_SERVICE_ACCOUNT,
+            pulumi.Output.json_dumps(
                 self.partition.apply(lambda p: cert_manager_policy(p, args["hosted_zone_id"], args["host"]))
             ),
-            opts=child,
         )
+        self.cert_manager_role = irsa.role
         release = self._release(
             f"{name}-cert-manager",
             CERT_MANAGER,
@@ -290,7 +276,7 @@ class ClusterIngress(pulumi.ComponentResource):
                     "annotations": {"eks.amazonaws.com/role-arn": self.cert_manager_role.arn},
                 },
             },
-            depends_on=[policy],
+            depends_on=irsa.grants,
         )
         issuer = args.get("cert_manager_issuer") or "letsencrypt"
         self.cluster_issuer = k8s.apiextensions.CustomResource(

@@ -16,8 +16,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.cluster import irsa_trust_policy
 from components.cluster_addons import Chart
+from components.irsa import ClusterOidc, irsa_role
 from rendering.autoscaler import SERVICE_ACCOUNT, cluster_autoscaler_policy, cluster_autoscaler_values
 
 CLUSTER_AUTOSCALER = Chart("cluster-autoscaler", "9.38.0", "https://kubernetes.github.io/autoscaler")
@@ -38,32 +38,21 @@ class ClusterAutoscaling(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClusterAutoscalingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlflow:index:ClusterAutoscaling", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
-        namespace, service_account = SERVICE_ACCOUNT
+        namespace = SERVICE_ACCOUNT[0]
         invoke = pulumi.InvokeOutputOptions(parent=self)
         partition = aws.get_partition_output(opts=invoke).partition
         account = aws.get_caller_identity_output(opts=invoke).account_id
-        self.role = aws.iam.Role(
+        irsa = irsa_role(
             f"{name}-role",
-            description=f"{namespace}/{service_account} (IRSA)",
-            assume_role_policy=irsa_trust_policy(
-                {
-                    "oidc_provider_arn": args["oidc_provider_arn"],
-                    "issuer_host_path": args["issuer_host_path"],
-                    "namespace": namespace,
-                    "service_account": service_account,
-                }
-            ),
+            ClusterOidc(args["oidc_provider_arn"], args["issuer_host_path"]),
+            SERVICE_ACCOUNT,
+            child,
             tags=args["tags"],
-            opts=child,
-        )
-        policy = aws.iam.RolePolicy(
-            f"{name}-role",
-            role=self.role.id,
-            policy=pulumi.Output.all(args["cluster_name"], partition, account).apply(
+            inline_policy=pulumi.Output.all(args["cluster_name"], partition, account).apply(
                 lambda values: json.dumps(cluster_autoscaler_policy(values[0], values[1], args["region"], values[2]))
             ),
-            opts=child,
         )
+        self.role = irsa.role
         self.release = k8s.helm.v3.Release(
             f"{name}-cluster-autoscaler",
             name=CLUSTER_AUTOSCALER.name,
@@ -79,6 +68,6 @@ class ClusterAutoscaling(pulumi.ComponentResource):
             atomic=True,
             cleanup_on_fail=True,
             max_history=5,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=irsa.grants),
         )
         self.register_outputs({"roleArn": self.role.arn, "release": self.release.name})

@@ -12,6 +12,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.kms import rotating_key
+from components.trust import service_trust_policy
 from rendering.key_policies import database_key_policy
 from rendering.log_groups import RDS_LOG_EXPORTS, rds_instance_identifier, rds_log_group
 from rendering.postgres import PostgresTuning, max_connections_for, render_postgres_parameters
@@ -142,18 +143,7 @@ class TrackingDatabase(pulumi.ComponentResource):
         if settings.monitoring_interval_seconds:
             monitoring_role = aws.iam.Role(
                 f"{name}-monitoring",
-                assume_role_policy=pulumi.Output.json_dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                                "Action": "sts:AssumeRole",
-                            }
-                        ],
-                    }
-                ),
+                assume_role_policy=service_trust_policy("monitoring.rds.amazonaws.com"),
                 tags=tags,
                 opts=child,
             )

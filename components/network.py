@@ -20,6 +20,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from components.trust import service_trust_policy
 from rendering.cluster_access import connected_deployer_cidrs
 from rendering.log_groups import flow_log_group
 from stackconfig import PROJECT
@@ -161,31 +162,25 @@ class Network(pulumi.ComponentResource):
             f"{name}-igw", vpc_id=self.vpc.id, tags={**tags, "Name": f"{name}-igw"}, opts=child
         )
 
-        self.public_subnets = [
-            aws.ec2.Subnet(
-                f"{name}-public-{index}",
-                vpc_id=self.vpc.id,
-                cidr_block=cidr,
-                availability_zone=zones[index],
-                map_public_ip_on_launch=False,  # only load balancers and NAT gateways live here
-                tags={**tags, **cluster_tag, "Name": f"{name}-public-{index}", "kubernetes.io/role/elb": "1"},
-                opts=child,
-            )
-            for index, cidr in enumerate(plan.public)
-        ]
-        self.private_subnets = [
-            aws.ec2.Subnet(
-                f"{name}-private-{index}",
-                vpc_id=self.vpc.id,
-                cidr_block=cidr,
-                availability_zone=zones[index],
-                map_public_ip_on_launch=False,
-                # Not tagged for load balancers: they go to the dedicated subnets below.
-                tags={**tags, **cluster_tag, "Name": f"{name}-private-{index}"},
-                opts=child,
-            )
-            for index, cidr in enumerate(plan.private)
-        ]
+        def subnets(kind: str, cidrs: Sequence[str], role_tags: dict[str, str]) -> list[aws.ec2.Subnet]:
+            """One subnet per AZ; none assigns public IPs at launch (only load balancers and NAT
+            gateways live in the public ones, and they bring their own addresses)."""
+            return [
+                aws.ec2.Subnet(
+                    f"{name}-{kind}-{index}",
+                    vpc_id=self.vpc.id,
+                    cidr_block=cidr,
+                    availability_zone=zones[index],
+                    map_public_ip_on_launch=False,
+                    tags={**tags, **cluster_tag, "Name": f"{name}-{kind}-{index}", **role_tags},
+                    opts=child,
+                )
+                for index, cidr in enumerate(cidrs)
+            ]
+
+        self.public_subnets = subnets("public", plan.public, {"kubernetes.io/role/elb": "1"})
+        # Not tagged for load balancers: they go to the dedicated subnets below.
+        self.private_subnets = subnets("private", plan.private, {})
 
         self.public_route_table = aws.ec2.RouteTable(
             f"{name}-public-rt", vpc_id=self.vpc.id, tags={**tags, "Name": f"{name}-public"}, opts=child
@@ -242,18 +237,7 @@ class Network(pulumi.ComponentResource):
 
         # Internal load balancers only (the only subnets tagged internal-elb; the Ingress and the
         # NLB Service also name them explicitly): no node group uses them, so no pod lives there.
-        self.load_balancer_subnets = [
-            aws.ec2.Subnet(
-                f"{name}-lb-{index}",
-                vpc_id=self.vpc.id,
-                cidr_block=cidr,
-                availability_zone=zones[index],
-                map_public_ip_on_launch=False,
-                tags={**tags, **cluster_tag, "Name": f"{name}-lb-{index}", "kubernetes.io/role/internal-elb": "1"},
-                opts=child,
-            )
-            for index, cidr in enumerate(plan.load_balancer)
-        ]
+        self.load_balancer_subnets = subnets("lb", plan.load_balancer, {"kubernetes.io/role/internal-elb": "1"})
         for index, subnet in enumerate(self.load_balancer_subnets):
             aws.ec2.RouteTableAssociation(
                 f"{name}-lb-{index}-rta",
@@ -338,19 +322,7 @@ class Network(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-flow-logs",
             description="VPC flow logs delivery to CloudWatch Logs",
-            assume_role_policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=service_trust_policy("vpc-flow-logs.amazonaws.com", source_account=account),
             tags=tags,
             opts=child,
         )

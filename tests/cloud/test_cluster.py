@@ -4,6 +4,7 @@ AWS and Kubernetes would receive."""
 
 from __future__ import annotations
 
+import ast
 import json
 from types import SimpleNamespace
 from typing import Any
@@ -27,6 +28,7 @@ from tests.pulumi_harness import (
     ACCOUNT_ID,
     CLUSTER_CA,
     OIDC_ISSUER,
+    ROOT,
     Recorded,
     RecordingMocks,
     captured_program,
@@ -75,6 +77,21 @@ def attached(mocks: RecordingMocks, role_name: str) -> set[str]:
         for a in mocks.of_type(ATTACHMENT)
         if a.inputs["role"] == f"{role_name}-7f3a2b"
     }
+
+
+def test_the_cluster_is_built_by_object_family_in_short_methods():
+    """Issue 19: one method per object family (control plane, OIDC, access, IRSA roles, add-ons,
+    nodes), none a wall of resources, and the module under the 500-line limit."""
+    source = (ROOT / "components" / "cluster.py").read_text()
+    (cluster_class,) = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "Cluster"]
+    lengths = {
+        method.name: method.end_lineno - method.lineno + 1
+        for method in cluster_class.body
+        if isinstance(method, ast.FunctionDef) and method.end_lineno is not None
+    }
+    assert {"_control_plane", "_oidc", "_access", "_irsa_roles", "_addon", "_nodes"} <= lengths.keys()
+    assert max(lengths.values()) <= 60, lengths
+    assert len(source.splitlines()) <= 500
 
 
 # --- control plane -------------------------------------------------------------------------
