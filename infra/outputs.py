@@ -20,8 +20,8 @@ certificate)."""
 WHEN_TEXT: dict[When, str] = {
     "always": "every stack",
     "kubernetes": "unless `kubernetes` is false",
-    "created-host": "mode create",
-    "created-alb": "mode create, `server.ingress.className` alb",
+    "created-host": "mode create (unless `kubernetes` is false)",
+    "created-alb": "mode create with `server.ingress.className` alb (unless `kubernetes` is false)",
 }
 
 

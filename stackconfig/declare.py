@@ -53,6 +53,8 @@ class Key:
     allowed: str = ""
     shown_default: str = ""
     """The default as the docs show it, when the field's is not what a user gets (derived ones)."""
+    shown_type: str = ""
+    """The YAML type as the docs show it, when the field's type is not what a user writes."""
 
 
 def key(
@@ -71,6 +73,7 @@ def key(
     explicit: bool = False,
     allowed: str = "",
     shown_default: str = "",
+    shown_type: str = "",
 ) -> dict[str, Key]:
     """The ``metadata=`` of a dataclass field that is a stack key."""
     return {
@@ -89,6 +92,7 @@ def key(
             explicit=explicit,
             allowed=allowed,
             shown_default=shown_default,
+            shown_type=shown_type,
         )
     }
 

@@ -171,5 +171,6 @@ class StackConfig:
             allowed="`<team>: {modelPrefixes, projects: {<project>: [<type>…]}, members: {<user>: "
             "READ|USE|EDIT|MANAGE}}`",
             shown_default="`{}` (no teams)",
+            shown_type="object",
         ),
     )

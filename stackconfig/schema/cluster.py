@@ -61,7 +61,7 @@ class NetworkConfig:
         default=(),
         metadata=key(
             "The subnets the load balancer goes to. Its NetworkPolicy admits their CIDRs alone, so none may be "
-            "a node subnet (docs/cluster-add-ons.md).",
+            "a node subnet (docs/cluster-add-ons.md). Mode create makes dedicated ones.",
             required=True,
             mode="reuse",
             explicit=True,
@@ -86,7 +86,9 @@ class NetworkConfig:
         default=(),
         metadata=key(
             "Explicit AZ names; empty: the first `availabilityZoneCount` available in the region (no opt-in "
-            "zones, none EKS does not support). Each is checked against the account's zone ids at preview.",
+            "zones, none EKS does not support). Each is checked against the account's zone ids at preview "
+            "(components/network.py: EKS cannot place a cluster in zone ids `use1-az3`, `usw1-az2`, `cac1-az3`, "
+            "and a zone name maps to a different id in each account).",
             pattern=p.AZ_NAME,
             expected="availability zone names (us-east-1a, …)",
             min_items=2,
@@ -305,7 +307,7 @@ class ClusterConfig:
         metadata=key(
             "The network `pulumi` runs from (CI runners, VPN): an HTTPS rule on the cluster security group for "
             "each, and the publicly routable ones on the public endpoint's allow list when it is on "
-            '(docs/cluster.md, "First deployment").',
+            '(docs/cluster.md, "First deployment"); RFC 1918/6598 ones need `network.transitGatewayId`.',
             mode="create",
             explicit=True,
             allowed="IPv4 CIDRs: RFC 1918/6598 ones at most a /8, public ones at most a /16, never `0.0.0.0/0`, "
