@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from rendering.rds_parameters import FAMILY_MAJORS
+
 VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 SG_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
@@ -36,7 +38,8 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
 HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.\-]+(:\d+)?(/[\w.\-/]*)?$")
 ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
 PG_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-PG_MAJOR_VERSION = re.compile(r"^(1[4-9])$")
+PG_MAJOR_VERSION = re.compile("^(" + "|".join(str(major) for major in FAMILY_MAJORS) + ")$")
+"""``database.engineVersion``: a major whose parameter-group facts ``rendering.rds_parameters`` records."""
 TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")

@@ -12,6 +12,7 @@ from rendering.postgres import (
     MAX_MAX_CONNECTIONS,
     MIN_MAX_CONNECTIONS,
 )
+from rendering.rds_parameters import FAMILY_MAJORS
 
 from .. import patterns as p
 from ..declare import key, log_retention
@@ -49,9 +50,9 @@ class DatabaseConfig:
         metadata=key(
             "PostgreSQL major version; minor versions follow auto minor upgrades and never show as drift.",
             pattern=p.PG_MAJOR_VERSION,
-            expected="a PostgreSQL major version from 14 to 19 as a string (e.g. '16'); "
-            "minor versions follow auto minor upgrades",
-            allowed='`"14"`–`"19"` (a string)',
+            expected=f"a PostgreSQL major version from {FAMILY_MAJORS[0]} to {FAMILY_MAJORS[-1]} as a string "
+            "(e.g. '16'); minor versions follow auto minor upgrades",
+            allowed=f'`"{FAMILY_MAJORS[0]}"`–`"{FAMILY_MAJORS[-1]}"` (a string)',
         ),
     )
     allocated_storage_gib: int = field(default=20, metadata=key("Initial gp3 storage.", low=20, high=65536))
