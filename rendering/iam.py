@@ -7,7 +7,8 @@ unit tests and the artifact-store probe all see the exact document AWS will rece
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+
+from .mlflow_server import ArtifactAccessMode
 
 PolicyDocument = dict[str, object]
 Statement = dict[str, object]
@@ -71,7 +72,7 @@ def training_job_policy(bucket_arn: str, prefix: str, kms_key_arn: str | None) -
 
 
 def tracking_server_policy(
-    access_mode: Literal["direct", "proxied"], bucket_arn: str, prefix: str, kms_key_arn: str | None
+    access_mode: ArtifactAccessMode, bucket_arn: str, prefix: str, kms_key_arn: str | None
 ) -> PolicyDocument:
     """Read and list for the UI's artifact views in both modes, delete for garbage collection,
     and write only in ``proxied`` mode where the server uploads on the clients' behalf."""

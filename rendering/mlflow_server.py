@@ -41,7 +41,10 @@ from .ownership import TEAMS_FILE_ENV
 from .tracking_store import TrackingStore, tracking_store_uri
 
 ArtifactAccessMode = Literal["direct", "proxied"]
-"""Same values as ``stackconfig.schema.ArtifactAccessMode``."""
+"""The one definition (``stackconfig.schema`` and ``artifacts.accessMode`` read it from here).
+``direct``: training jobs read/write S3 with their own role, the server runs with
+``--default-artifact-root``. ``proxied``: the server streams artifacts (``--artifacts-destination``)
+and only its role touches S3."""
 
 PLATFORM_APP = "mlflow-platform"
 """The ``mlflow.app`` entry point of ``plugins/mlflow-platform-server``."""

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+LoadBalancerScheme = Literal["internal", "internet-facing"]
+"""``server.ingress.scheme`` (``stackconfig.schema`` reads it from here)."""
+
 LOAD_BALANCER_CLASS = "service.k8s.aws/nlb"
 PREFIX = "service.beta.kubernetes.io/"
 LBC_SERVICE_ANNOTATIONS: dict[str, tuple[str, ...] | None] = {
@@ -43,7 +46,7 @@ TARGET_GROUP_ATTRIBUTES = (
 )
 
 
-def nlb_service_annotations(scheme: Literal["internal", "internet-facing"]) -> dict[str, str]:
+def nlb_service_annotations(scheme: LoadBalancerScheme) -> dict[str, str]:
     return {
         f"{PREFIX}aws-load-balancer-type": "external",
         f"{PREFIX}aws-load-balancer-nlb-target-type": "ip",

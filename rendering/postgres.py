@@ -25,6 +25,10 @@ MIN_MAX_CONNECTIONS = 20
 MIN_MEMORY_BYTES = 512 * MIB
 """The smallest memory budget the tuning below supports."""
 MAX_MAX_CONNECTIONS = 5000
+DEFAULT_LOG_MIN_DURATION_STATEMENT_MS = 500
+"""Statements slower than this are logged; the default of ``database.logMinDurationStatementMs``."""
+DEFAULT_IDLE_IN_TRANSACTION_SESSION_TIMEOUT_MS = 60_000
+"""The default of ``database.idleInTransactionSessionTimeoutMs``."""
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,14 @@ class PgParameter:
 
 @dataclass(frozen=True)
 class PostgresTuning:
-    """Inputs of the tuning. ``max_connections`` None means "derive from memory"."""
+    """Inputs of the tuning. ``max_connections`` None means "derive from memory". The defaults are
+    the constants above, which ``stackconfig.schema.DatabaseConfig`` declares as its defaults too
+    (the local target builds a tuning without a stack config)."""
 
     memory_bytes: int
     max_connections: int | None = None
-    log_min_duration_statement_ms: int = 500
-    idle_in_transaction_session_timeout_ms: int = 60_000
+    log_min_duration_statement_ms: int = DEFAULT_LOG_MIN_DURATION_STATEMENT_MS
+    idle_in_transaction_session_timeout_ms: int = DEFAULT_IDLE_IN_TRANSACTION_SESSION_TIMEOUT_MS
 
 
 def default_max_connections(memory_bytes: int) -> int:

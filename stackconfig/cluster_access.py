@@ -2,41 +2,33 @@
 that routes back to it, the preview/drift roles and the ``kubernetes`` phase switch, and the
 check that refuses a configuration whose first ``pulumi up`` could never reach the API.
 
-Kept out of ``load.py`` (already long); the section reader is passed in.
+The keys themselves are declared in ``stackconfig.schema``; what is here are the readers of the
+structured ones and the cross-section check.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from rendering.cluster_access import connected_deployer_cidrs, is_connected_network
 
-# ``load`` imports this module while it is being imported itself: its patterns and PROJECT are
-# read at call time (``load.X``), never at import time.
-from . import load
 from .errors import MISSING, ConfigProblem
+from .namespaces import PROJECT
+from .reader import Section
 from .schema import StackConfig
 
-if TYPE_CHECKING:
-    from .load import _Section
+_MIN_CONNECTED_PREFIX = 8
+MIN_PUBLIC_PREFIX = 16
+"""The narrowest a public CIDR may be: operators' egress ranges, never the internet."""
 
 
 def _key(name: str) -> str:
-    return f"{load.PROJECT}:{name}"
-
-
-_TRANSIT_GATEWAY_ID = re.compile(r"^tgw-[0-9a-f]{8,17}$")
-_MIN_CONNECTED_PREFIX = 8
-
-DEPLOYER_KEYS = ("deployerCidrs", "deployerSecurityGroupIds", "previewRoleArns", "driftRoleArns")
-"""Create-only ``cluster`` keys (a reused cluster's security group and access are not ours)."""
+    return f"{PROJECT}:{name}"
 
 
 def cidr_list(
-    section: _Section, field: str, expected: str, narrowest: Callable[[ipaddress.IPv4Network], int]
+    section: Section, field: str, expected: str, narrowest: Callable[[ipaddress.IPv4Network], int]
 ) -> tuple[str, ...]:
     """A list of IPv4 CIDRs without host bits or duplicates, each at most as wide as
     ``narrowest(network)`` allows (its smallest prefix length); empty is allowed."""
@@ -63,8 +55,8 @@ def cidr_list(
     return tuple(value)
 
 
-def deployer_cidrs(section: _Section) -> tuple[str, ...]:
-    public = load._MIN_PUBLIC_PREFIX
+def deployer_cidrs(section: Section) -> tuple[str, ...]:
+    public = MIN_PUBLIC_PREFIX
     expected = (
         "a list of IPv4 CIDRs the deployer (CI runner, VPN) connects from: RFC 1918/6598 networks of at most "
         f"a /{_MIN_CONNECTED_PREFIX}, public ones of at most a /{public}, never 0.0.0.0/0"
@@ -74,30 +66,6 @@ def deployer_cidrs(section: _Section) -> tuple[str, ...]:
         "deployerCidrs",
         expected,
         lambda network: _MIN_CONNECTED_PREFIX if is_connected_network(str(network)) else public,
-    )
-
-
-def deployer_security_group_ids(section: _Section) -> tuple[str, ...]:
-    return section.string_list(
-        "deployerSecurityGroupIds",
-        pattern=load._SG_ID,
-        expected="security group ids (sg-…) of the deployer's machines, admitted on 443 by the cluster security group",
-        min_items=1,
-    )
-
-
-def role_arns(section: _Section, field: str, purpose: str) -> tuple[str, ...]:
-    return section.string_list(
-        field, pattern=load._PRINCIPAL_ARN, expected=f"IAM role or user ARNs {purpose}", min_items=1
-    )
-
-
-def transit_gateway_id(section: _Section) -> str:
-    return section.string(
-        "transitGatewayId",
-        "",
-        pattern=_TRANSIT_GATEWAY_ID,
-        expected="a transit gateway id like tgw-0123456789abcdef0",
     )
 
 

@@ -2,33 +2,29 @@
 the ServiceMonitor selector of a reused cluster's Prometheus, and whether ``server.maxReplicas``
 pods fit on ``cluster.nodeGroup.maxSize`` nodes (``rendering.node_capacity``).
 
-Kept out of ``load.py`` (already long); ``load.py`` calls these with its ``_Section`` reader and
-problem list, so problems are reported the same way.
+``stackconfig.sections`` calls the readers with its ``Section`` and ``stackconfig.load`` the
+checks with its problem list, so problems are reported the same way.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from rendering import autoscaler
 from rendering.node_capacity import INSTANCE_TYPES, SystemPod, nodes_needed, server_pod_requests, system_pods
 from rendering.prometheus_stack import prometheus_stack_pods
 
 from .errors import MISSING, ConfigProblem
+from .namespaces import PROJECT
+from .patterns import LABEL_KEY, LABEL_VALUE, SUBNET_ID
+from .reader import Section
 from .schema import LoadBalancerSubnet, StackConfig
 
-if TYPE_CHECKING:
-    from .load import _Section
 
-
-def service_monitor_labels(section: _Section) -> dict[str, str]:
+def service_monitor_labels(section: Section) -> dict[str, str]:
     """``monitoring.serviceMonitorLabels``: the labels a reused cluster's Prometheus selects
     ServiceMonitors by (its ``serviceMonitorSelector.matchLabels``)."""
-    from .load import _LABEL_KEY, _LABEL_VALUE  # late: load imports this module
-
     expected = (
         "an object of the label keys and values your Prometheus's serviceMonitorSelector matches, "
         "e.g. {release: kube-prometheus-stack}"
@@ -40,7 +36,7 @@ def service_monitor_labels(section: _Section) -> dict[str, str]:
         not isinstance(labels, Mapping)
         or not labels
         or not all(
-            isinstance(k, str) and _LABEL_KEY.match(k) and isinstance(v, str) and _LABEL_VALUE.match(v)
+            isinstance(k, str) and LABEL_KEY.match(k) and isinstance(v, str) and LABEL_VALUE.match(v)
             for k, v in labels.items()
         )
     ):
@@ -52,8 +48,6 @@ def service_monitor_labels(section: _Section) -> dict[str, str]:
 def check(config: StackConfig, problems: list[ConfigProblem]) -> None:
     """Create mode installs kube-prometheus-stack and renders the selector; reuse mode must name it,
     and its load-balancer subnets must lie in ``server.vpcCidr``."""
-    from .load import PROJECT  # late: load imports this module
-
     monitoring = config.monitoring
     key = f"{PROJECT}:monitoring.serviceMonitorLabels"
     if config.cluster.creates:
@@ -106,8 +100,6 @@ def stack_system_pods(config: StackConfig) -> tuple[SystemPod, ...]:
 def check_node_capacity(config: StackConfig, problems: list[ConfigProblem]) -> None:
     """Created cluster: the node group at ``maxSize`` of each listed instance type holds
     ``server.maxReplicas`` server pods at their requests next to every system pod."""
-    from .load import PROJECT  # late: load imports this module
-
     if not config.cluster.creates:
         return
     nodes = config.cluster.node_group
@@ -146,10 +138,7 @@ def check_node_capacity(config: StackConfig, problems: list[ConfigProblem]) -> N
         return
 
 
-_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-
-
-def load_balancer_subnets(section: _Section, node_subnet_ids: tuple[str, ...]) -> tuple[LoadBalancerSubnet, ...]:
+def load_balancer_subnets(section: Section, node_subnet_ids: tuple[str, ...]) -> tuple[LoadBalancerSubnet, ...]:
     """``network.loadBalancerSubnets`` (mode reuse, required): ``[{id, cidrBlock}]``, at least two
     (an ALB needs two AZs), none of them a node subnet, CIDRs not overlapping each other. Their
     CIDRs are what the server's NetworkPolicy admits as the load balancer, so a pod must never get
@@ -177,7 +166,7 @@ def load_balancer_subnets(section: _Section, node_subnet_ids: tuple[str, ...]) -
             not isinstance(item, Mapping)
             or set(item) != {"id", "cidrBlock"}
             or not isinstance(ident, str)
-            or not _SUBNET_ID.match(ident)
+            or not SUBNET_ID.match(ident)
             or network is None
         ):
             section.problem(key, item, "{id: subnet-…, cidrBlock: <IPv4 CIDR without host bits>}")

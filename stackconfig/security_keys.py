@@ -1,22 +1,18 @@
-"""Parsing of the trust and key settings (``kms`` section, service principals' ``sourceArn``).
+"""Parsing of service principals' ``sourceArn`` (``training.extraPrincipals``).
 
-Kept out of ``load.py`` (already long); ``load.py`` calls these with its ``_Section`` reader, so
-problems are reported the same way: one line per key, with the value and what is expected.
+``stackconfig.sections`` calls it with its ``Section`` reader, so problems are reported the same
+way: one line per key, with the value and what is expected.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import MISSING
-from .schema import KmsConfig
+from .reader import Section
 
-if TYPE_CHECKING:
-    from .load import _Section
-
-_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 _SOURCE_ARN = re.compile(r"^arn:aws[a-z-]*:(?P<service>[a-z0-9-]+):[a-z0-9-]+:\d{12}:(?P<resource>[\w*+=,.@/:-]+)$")
 SOURCE_ARN_RESOURCES = {"sagemaker": "training-job/"}
 """Services whose trust must be narrowed to one resource type: SageMaker assumes the training role
@@ -24,7 +20,7 @@ for training jobs, so the pattern must name training jobs (SageMaker developer g
 "Cross-service confused deputy prevention", SageMaker Training Jobs)."""
 
 
-def service_source_arn(section: _Section, key: str, identifier: str, item: Mapping[str, Any]) -> str | None:
+def service_source_arn(section: Section, key: str, identifier: str, item: Mapping[str, Any]) -> str | None:
     """The ``sourceArn`` of a ``{type: Service}`` principal: an ARN pattern of that service in
     one region and account, never just ``*``. None (and a problem reported) when it is wrong."""
     service = identifier.removesuffix(".amazonaws.com")
@@ -44,14 +40,3 @@ def service_source_arn(section: _Section, key: str, identifier: str, item: Mappi
         section.problem(f"{key}.sourceArn", value, expected)
         return None
     return value
-
-
-def kms(section: _Section) -> KmsConfig:
-    return KmsConfig(
-        administrator_arns=section.string_list(
-            "administratorArns",
-            pattern=_PRINCIPAL_ARN,
-            expected="IAM role or user ARNs that administer (never use) the stack's KMS keys",
-            min_items=1,
-        )
-    )
