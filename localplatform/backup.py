@@ -32,15 +32,14 @@ from typing import Any
 
 import psycopg2
 
-from rendering.server_side import PlatformSettings
+from rendering.names import AUTH_DATABASE, TRACKING_DATABASE
 
 from .binaries import find_binaries
 from .errors import PlatformError
 from .options import PlatformOptions
-from .platform import EXTERNAL_SVC_BASE, LocalPlatform
+from .platform import LocalPlatform
+from .state_dir import remove_state_dir
 
-TRACKING_DATABASE = PlatformSettings.tracking_database
-AUTH_DATABASE = PlatformSettings.auth_database
 DATABASES = (TRACKING_DATABASE, AUTH_DATABASE)
 MANIFEST = "manifest.json"
 SECRETS = "secrets.json"
@@ -250,10 +249,7 @@ def load_manifest(directory: Path) -> Inventory:
 def destroy(platform: LocalPlatform) -> None:
     """Stop the platform and remove its state (databases, certificates, secrets, logs)."""
     platform.stop()
-    relocated = platform.layout.svc_root
-    shutil.rmtree(platform.state_dir, ignore_errors=True)
-    if relocated is not None and relocated.parent == EXTERNAL_SVC_BASE:
-        shutil.rmtree(relocated, ignore_errors=True)
+    remove_state_dir(platform.layout)
     if platform.state_dir.exists():
         raise PlatformError(f"could not remove {platform.state_dir}")
 
