@@ -35,7 +35,7 @@ import psycopg2
 from rendering.names import AUTH_DATABASE, TRACKING_DATABASE
 
 from .binaries import find_binaries
-from .errors import PlatformError
+from .errors import PlatformError, raise_if_failed
 from .options import PlatformOptions
 from .platform import LocalPlatform
 from .state_dir import remove_state_dir
@@ -208,9 +208,7 @@ def _pg_tool(platform: LocalPlatform, program: str, database: str, *args: str) -
         timeout=DUMP_TIMEOUT_S,
         check=False,
     )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise PlatformError(f"{program} of database {database} failed: {last}")
+    raise_if_failed(result, f"{program} of database {database}")
 
 
 def backup(platform: LocalPlatform, directory: Path) -> BackupResult:

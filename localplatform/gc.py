@@ -16,7 +16,7 @@ from rendering.names import ADMIN_USERNAME, APP_ROLE, TRACKING_DATABASE
 from rendering.server_side import PGBOUNCER_HOST
 
 from .context import LOOPBACK, REGION
-from .errors import PlatformError
+from .errors import PlatformError, raise_if_failed
 from .platform import LocalPlatform
 from .secrets_store import load_or_create
 
@@ -79,7 +79,5 @@ def run_gc(platform: LocalPlatform, older_than: str) -> subprocess.CompletedProc
         timeout=GC_TIMEOUT_S,
         check=False,
     )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise PlatformError(f"mlflow gc failed: {last}")
+    raise_if_failed(result, "mlflow gc")
     return result

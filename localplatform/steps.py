@@ -34,7 +34,7 @@ from rendering.server_side import ServerSide
 
 from .binaries import Binaries
 from .context import BUCKET, LOCAL_INGRESS, LOOPBACK, PROJECT_ROOT, PUBLIC_HOST, REGION, RUN_BOOTSTRAP, Context, aws_env
-from .errors import PlatformError
+from .errors import PlatformError, raise_if_failed
 from .layout import StateLayout
 from .plan import Check, Step
 from .target import pgbouncer_auth_file, prometheus_dir, server_endpoint
@@ -154,9 +154,7 @@ def _initdb_if_needed(ctx: Context) -> None:
         )
     finally:
         pwfile.unlink(missing_ok=True)
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise PlatformError(f"initdb failed: {last}")
+    raise_if_failed(result, "initdb")
 
 
 # -- PgBouncer --------------------------------------------------------------------------------

@@ -19,6 +19,20 @@ DEFAULT_TRAINING_COMPONENTS = ("mlflow:index:TrainingJobAccess",)
 _ARN_RESOURCE = re.compile(r"^arn:[^:]*:[^:]*:[^:]*:[^:]*:(?P<resource>.*)$")
 
 
+def _component_types(default: Sequence[str], description: str) -> PolicyConfigSchema:
+    """The ``componentTypes`` setting: which components' policies a rule checks."""
+    return PolicyConfigSchema(
+        properties={
+            "componentTypes": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": list(default),
+                "description": description,
+            }
+        }
+    )
+
+
 def _policy_documents(args: ResourceValidationArgs) -> list[Any]:
     """The raw policy documents a resource carries: ``policy`` or a role's inline policies."""
     if args.resource_type in ROLE_POLICY_TYPES:
@@ -57,16 +71,10 @@ def _allow_statements(raw: Any) -> Iterator[Mapping[str, Any]] | None:
     description="The training and tracking-server role policies grant no wildcard actions or resources (FSBP "
     "IAM.1/IAM.21, CKV_AWS_355/356, CKV_AWS_288).",
     severity=Severity.HIGH,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "componentTypes": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": list(DEFAULT_SCOPED_COMPONENTS),
-                "description": "Component types whose IAM policies are checked (other roles, e.g. EKS "
-                "controllers with AWS-documented policies, are out of scope).",
-            }
-        }
+    config_schema=_component_types(
+        DEFAULT_SCOPED_COMPONENTS,
+        "Component types whose IAM policies are checked (other roles, e.g. EKS controllers with "
+        "AWS-documented policies, are out of scope).",
     ),
 )
 def iam_no_wildcards(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -97,15 +105,8 @@ def iam_no_wildcards(args: ResourceValidationArgs, report: ReportViolation) -> N
     description="The training role's artifact policy (direct access mode) grants s3:PutObject and s3:GetObject on "
     "the same artifact objects.",
     severity=Severity.HIGH,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "componentTypes": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": list(DEFAULT_TRAINING_COMPONENTS),
-                "description": "Component types whose role policies are the training role's.",
-            }
-        }
+    config_schema=_component_types(
+        DEFAULT_TRAINING_COMPONENTS, "Component types whose role policies are the training role's."
     ),
 )
 def iam_training_put_and_get(args: ResourceValidationArgs, report: ReportViolation) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any, TypeVar
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -29,53 +30,42 @@ MANDATORY = EnforcementLevel.MANDATORY
 ResourceCheck = Callable[[ResourceValidationArgs, ReportViolation], None]
 StackCheck = Callable[[StackValidationArgs, ReportViolation], None]
 Policy = ResourceValidationPolicy | StackValidationPolicy
+P = TypeVar("P", ResourceValidationPolicy, StackValidationPolicy)
 
 _REGISTERED: dict[str, list[Policy]] = {}
 """Module name (``policy.rules.s3``) → its policies, in definition order."""
 
 
-def _register(module: str, policy: Policy) -> None:
-    _REGISTERED.setdefault(module, []).append(policy)
+def _registered(policy: P, validate: Callable[..., None]) -> P:
+    _REGISTERED.setdefault(validate.__module__, []).append(policy)
+    return policy
+
+
+def _facts(name: str, description: str, severity: Severity, config_schema: PolicyConfigSchema | None) -> dict[str, Any]:
+    """What every rule declares, plus the enforcement level every rule of this pack has."""
+    return {
+        "name": name,
+        "description": description,
+        "enforcement_level": MANDATORY,
+        "severity": severity,
+        "config_schema": config_schema,
+    }
 
 
 def resource_rule(
     *, name: str, description: str, severity: Severity, config_schema: PolicyConfigSchema | None = None
 ) -> Callable[[ResourceCheck], ResourceValidationPolicy]:
     """Registers the decorated function as a mandatory per-resource policy, and returns that policy."""
-
-    def register(validate: ResourceCheck) -> ResourceValidationPolicy:
-        policy = ResourceValidationPolicy(
-            name=name,
-            description=description,
-            enforcement_level=MANDATORY,
-            severity=severity,
-            config_schema=config_schema,
-            validate=validate,
-        )
-        _register(validate.__module__, policy)
-        return policy
-
-    return register
+    facts = _facts(name, description, severity, config_schema)
+    return lambda validate: _registered(ResourceValidationPolicy(validate=validate, **facts), validate)
 
 
 def stack_rule(
     *, name: str, description: str, severity: Severity, config_schema: PolicyConfigSchema | None = None
 ) -> Callable[[StackCheck], StackValidationPolicy]:
     """Registers the decorated function as a mandatory whole-stack policy, and returns that policy."""
-
-    def register(validate: StackCheck) -> StackValidationPolicy:
-        policy = StackValidationPolicy(
-            name=name,
-            description=description,
-            enforcement_level=MANDATORY,
-            severity=severity,
-            config_schema=config_schema,
-            validate=validate,
-        )
-        _register(validate.__module__, policy)
-        return policy
-
-    return register
+    facts = _facts(name, description, severity, config_schema)
+    return lambda validate: _registered(StackValidationPolicy(validate=validate, **facts), validate)
 
 
 def registered(module: ModuleType) -> list[Policy]:
