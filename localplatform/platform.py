@@ -9,6 +9,10 @@
 ``start()`` prepares every file (rendered by ``rendering/``), writes the supervisor's plan,
 launches the supervisor detached (it outlives this process, like ``make up`` needs) and waits
 for it to report the platform ready, then checks the HTTPS endpoint itself.
+
+The jobs it delegates, one module each: ``installation`` (the MLflow it runs from), ``state_dir``
+(creating and removing the state directory), ``target`` (the server side, rendered once),
+``steps`` (one supervisor step per component), ``handles`` (what it hands back).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """The platform's role, user and database names, once.
 
-What reads them: the server-side composition (``rendering.server_side.PlatformSettings``
-defaults), the local target (operator sessions, backups, ``mlflow gc``) and the EKS workloads
-(the gc CronJob, the admin-password Job). Before, consumers built a dummy
-``PlatformSettings(...)`` only to read these attributes. The cloud may rename the tracking
-database and the migrator (the stack's database name and RDS master user, passed into
-``PlatformSettings``); the local target never does.
+What reads them: the renderers' defaults (``rendering.server_side.PlatformSettings``,
+``rendering.auth.AuthSettings``, ``rendering.database_bootstrap.BootstrapSettings``), the local
+target (operator sessions, backups, ``mlflow gc``) and the EKS workloads (the gc CronJob, the
+admin-password Job). Before, consumers built a dummy ``PlatformSettings(...)`` only to read these
+attributes. The cloud may rename the tracking database and the migrator (the stack's database
+name and RDS master user, passed into ``PlatformSettings``); the local target never does.
 """
 
 from __future__ import annotations
