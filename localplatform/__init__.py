@@ -5,8 +5,9 @@ Public API: :class:`LocalPlatform`, :class:`PlatformOptions`, :class:`ComponentH
 """
 
 from .errors import PlatformError
+from .handles import ComponentHandle, PlatformInfo
 from .options import AuthMode, PlatformOptions, PoolerMode
-from .platform import ComponentHandle, LocalPlatform, PlatformInfo
+from .platform import LocalPlatform
 
 __all__ = [
     "AuthMode",

@@ -32,15 +32,14 @@ from typing import Any
 
 import psycopg2
 
-from rendering.server_side import PlatformSettings
+from rendering.names import AUTH_DATABASE, TRACKING_DATABASE
 
 from .binaries import find_binaries
-from .errors import PlatformError
+from .errors import PlatformError, raise_if_failed
 from .options import PlatformOptions
-from .platform import EXTERNAL_SVC_BASE, LocalPlatform
+from .platform import LocalPlatform
+from .state_dir import remove_state_dir
 
-TRACKING_DATABASE = PlatformSettings.tracking_database
-AUTH_DATABASE = PlatformSettings.auth_database
 DATABASES = (TRACKING_DATABASE, AUTH_DATABASE)
 MANIFEST = "manifest.json"
 SECRETS = "secrets.json"
@@ -209,9 +208,7 @@ def _pg_tool(platform: LocalPlatform, program: str, database: str, *args: str) -
         timeout=DUMP_TIMEOUT_S,
         check=False,
     )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise PlatformError(f"{program} of database {database} failed: {last}")
+    raise_if_failed(result, f"{program} of database {database}")
 
 
 def backup(platform: LocalPlatform, directory: Path) -> BackupResult:
@@ -250,10 +247,7 @@ def load_manifest(directory: Path) -> Inventory:
 def destroy(platform: LocalPlatform) -> None:
     """Stop the platform and remove its state (databases, certificates, secrets, logs)."""
     platform.stop()
-    relocated = platform.layout.svc_root
-    shutil.rmtree(platform.state_dir, ignore_errors=True)
-    if relocated is not None and relocated.parent == EXTERNAL_SVC_BASE:
-        shutil.rmtree(relocated, ignore_errors=True)
+    remove_state_dir(platform.layout)
     if platform.state_dir.exists():
         raise PlatformError(f"could not remove {platform.state_dir}")
 

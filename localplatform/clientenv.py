@@ -16,22 +16,21 @@ from pathlib import Path
 from .users import current_user, write_file
 
 
-def render_env_file(env: Mapping[str, str]) -> str:
+def _render(env: Mapping[str, str], use: str, prefix: str) -> str:
     lines = [
         "# MLflow client settings for the local platform (generated; contains a password: keep 0600).",
-        "# Use: set -a; . <this file>; set +a",
+        f"# Use: {use}",
     ]
-    lines += [f"{key}={shlex.quote(value)}" for key, value in env.items()]
+    lines += [f"{prefix}{key}={shlex.quote(value)}" for key, value in env.items()]
     return "\n".join(lines) + "\n"
+
+
+def render_env_file(env: Mapping[str, str]) -> str:
+    return _render(env, "set -a; . <this file>; set +a", "")
 
 
 def render_env_script(env: Mapping[str, str]) -> str:
-    lines = [
-        "# MLflow client settings for the local platform (generated; contains a password: keep 0600).",
-        "# Use: . <this file>   (exports each variable; the same values as mlflow.env)",
-    ]
-    lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
-    return "\n".join(lines) + "\n"
+    return _render(env, ". <this file>   (exports each variable; the same values as mlflow.env)", "export ")
 
 
 def write_env_file(path: Path, env: Mapping[str, str]) -> None:

@@ -12,11 +12,12 @@ from pathlib import Path
 from rendering.database_bootstrap import PostgresEndpoint, sqlalchemy_url
 from rendering.gc import GcLaunch, GcSecrets, GcSettings, render_gc
 from rendering.mlflow_server import S3Client
-from rendering.server_side import PGBOUNCER_HOST, PlatformSettings
+from rendering.names import ADMIN_USERNAME, APP_ROLE, TRACKING_DATABASE
+from rendering.server_side import PGBOUNCER_HOST
 
-from . import components as comp
-from .errors import PlatformError
-from .platform import ADMIN_USERNAME, LocalPlatform
+from .context import LOOPBACK, REGION
+from .errors import PlatformError, raise_if_failed
+from .platform import LocalPlatform
 from .secrets_store import load_or_create
 
 GC_TIMEOUT_S = 300
@@ -29,11 +30,10 @@ def gc_launch(platform: LocalPlatform, older_than: str) -> GcLaunch:
         raise PlatformError("the platform has not been started in this state dir")
     layout = platform.layout
     secrets = load_or_create(layout.secrets_file)
-    settings = PlatformSettings(access_mode="direct", in_flight_per_worker=1, auth_cache_ttl_seconds=0)
     if options.get("pooler") == "pgbouncer":
         endpoint = PostgresEndpoint(PGBOUNCER_HOST, int(ports["pgbouncer"]), "disable")
     else:
-        endpoint = PostgresEndpoint(comp.LOOPBACK, int(ports["postgres"]), "verify-full", str(layout.ca_cert))
+        endpoint = PostgresEndpoint(LOOPBACK, int(ports["postgres"]), "verify-full", str(layout.ca_cert))
     python = str(options.get("mlflow_python") or sys.executable)
     access_mode = str(options.get("access_mode"))
     proxied = access_mode == "proxied"
@@ -41,15 +41,15 @@ def gc_launch(platform: LocalPlatform, older_than: str) -> GcLaunch:
         launch = render_gc(
             GcSettings(
                 older_than=older_than,
-                backend_store_uri=sqlalchemy_url(endpoint, settings.tracking_database, settings.app_role, "mlflow-gc"),
+                backend_store_uri=sqlalchemy_url(endpoint, TRACKING_DATABASE, APP_ROLE, "mlflow-gc"),
                 access_mode="proxied" if proxied else "direct",
                 mlflow_command=(python, "-m", "mlflow"),
                 pgpassfile=str(layout.server_pgpass),
                 tracking_uri=str(meta["url"]) if proxied else None,
                 s3=S3Client(
-                    endpoint_url=f"https://{comp.LOOPBACK}:{ports['s3']}",
+                    endpoint_url=f"https://{LOOPBACK}:{ports['s3']}",
                     ca_bundle=str(layout.ca_cert),
-                    region=comp.REGION,
+                    region=REGION,
                 ),
                 tracking_server_ca=str(layout.ca_cert) if proxied else None,
             ),
@@ -79,7 +79,5 @@ def run_gc(platform: LocalPlatform, older_than: str) -> subprocess.CompletedProc
         timeout=GC_TIMEOUT_S,
         check=False,
     )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise PlatformError(f"mlflow gc failed: {last}")
+    raise_if_failed(result, "mlflow gc")
     return result

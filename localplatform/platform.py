@@ -9,17 +9,19 @@
 ``start()`` prepares every file (rendered by ``rendering/``), writes the supervisor's plan,
 launches the supervisor detached (it outlives this process, like ``make up`` needs) and waits
 for it to report the platform ready, then checks the HTTPS endpoint itself.
+
+The jobs it delegates, one module each: ``installation`` (the MLflow it runs from), ``state_dir``
+(creating and removing the state directory), ``target`` (the server side, rendered once),
+``steps`` (one supervisor step per component), ``handles`` (what it hands back).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import ssl
 import subprocess
@@ -28,120 +30,56 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rendering.mlflow_server import MINIMUM_MLFLOW_VERSION, PLATFORM_APP, PLATFORM_APP_SOURCE, ArtifactAccessMode
-from rendering.server_side import PlatformSettings
-from rendering.tracking_store import STORE_SCHEME, STORE_SOURCE
+from rendering.names import ADMIN_USERNAME, APP_ROLE, MIGRATOR_ROLE
 
-from . import components as comp
 from .binaries import Binaries, find_binaries
 from .clientenv import read_env_file, write_env_file, write_env_script
+from .context import BUCKET, LOOPBACK, PROJECT_ROOT, REGION, Context, aws_env
 from .errors import PlatformError
+from .handles import ComponentHandle, PlatformInfo
+from .installation import check_mlflow
 from .layout import StateLayout
 from .options import PORT_NAMES, PlatformOptions, option_problems
 from .plan import Plan, plan_to_json
 from .ports import allocate
 from .secrets_store import load_or_create
+from .state_dir import make_state_dir, remove_state_dir, state_layout
 from .status import (
-    ComponentStatus,
     PlatformStatus,
     is_alive,
     read_status,
     signal_if_alive,
     supervisor_alive,
 )
+from .steps import (
+    bootstrap_steps,
+    mlflow_step,
+    nginx_command,
+    nginx_step,
+    pgbouncer_exporter_step,
+    pgbouncer_step,
+    postgres_step,
+    s3_steps,
+)
+from .target import postgres_tuning, render_local_server_side
 from .tls import ensure_ca, write_client_bundle
 from .users import (
-    RunAs,
     current_user,
     identity_for,
     make_dir,
     open_log,
     service_user,
-    unreachable_ancestor,
     write_file,
 )
 
 Progress = Callable[[str], None]
-EXTERNAL_SVC_BASE = Path("/var/lib/mlflow-platform-local")
-ADMIN_USERNAME = PlatformSettings.admin_username
-_ROLE_NAMES = PlatformSettings(access_mode="proxied", in_flight_per_worker=1, auth_cache_ttl_seconds=0)
-"""Only for the role and database names, which do not depend on the other fields."""
 
 
 def _quiet(_: str) -> None:
     return None
-
-
-@dataclass(frozen=True)
-class PlatformInfo:
-    url: str
-    env_file: Path
-    ca_cert: Path
-    username: str | None
-    access_mode: ArtifactAccessMode
-    startup_seconds: float
-    notes: list[str] = field(default_factory=list)
-    env_script: Path | None = None
-    artifact_root: str = ""
-
-
-@dataclass
-class ComponentHandle:
-    """One process of the platform, as a test sees it: pid, port, log, and stop/start/kill."""
-
-    name: str
-    kind: str
-    port: int | None
-    log_path: Path
-    platform: LocalPlatform
-
-    def _status(self) -> ComponentStatus:
-        status = self.platform.status()
-        if self.name not in status.components:
-            raise PlatformError(f"no component named {self.name}")
-        return status.components[self.name]
-
-    @property
-    def pid(self) -> int | None:
-        st = self._status()
-        return st.pid if is_alive(st.pid, st.start_time) else None
-
-    @property
-    def state(self) -> str:
-        return self._status().state
-
-    @property
-    def restarts(self) -> int:
-        return self._status().restarts
-
-    def kill(self, sig: int = signal.SIGKILL) -> int:
-        """Send ``sig`` to the main process (a crash, from the supervisor's view): it restarts it."""
-        st = self._status()
-        if not signal_if_alive(st.pid, st.start_time, sig) or st.pid is None:
-            raise PlatformError(f"{self.name} is not running")
-        return st.pid
-
-    def stop(self, timeout_s: float = 60) -> None:
-        """Stop it and keep it stopped (the supervisor will not restart it) until ``start()``."""
-        self.platform._control(self.name, "stop")
-        self.wait_for("stopped", timeout_s)
-
-    def start(self, timeout_s: float = 180) -> None:
-        self.platform._control(self.name, "start")
-        self.wait_for("running", timeout_s)
-
-    def wait_for(self, state: str, timeout_s: float = 180, *, other_than_pid: int | None = None) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            st = self._status()
-            if st.state == state and (other_than_pid is None or (st.pid is not None and st.pid != other_than_pid)):
-                return
-            time.sleep(0.2)
-        raise PlatformError(f"{self.name} did not reach state {state} in {timeout_s:.0f}s (now {self.state})")
 
 
 class LocalPlatform:
@@ -175,7 +113,7 @@ class LocalPlatform:
             self._write_metadata(ctx)
         except BaseException:
             if created:  # nothing half-created: a start that fails before launching leaves no state dir
-                self._remove_state_dir()
+                remove_state_dir(self.layout)
             raise
         self._launch_supervisor()
         self._wait_ready(began)
@@ -235,9 +173,9 @@ class LocalPlatform:
             raise PlatformError("the platform has not been started in this state dir")
         secrets = load_or_create(self.layout.secrets_file)
         return {
-            "endpoint_url": f"https://{comp.LOOPBACK}:{ports['s3']}",
-            "bucket": comp.BUCKET,
-            "region": comp.REGION,
+            "endpoint_url": f"https://{LOOPBACK}:{ports['s3']}",
+            "bucket": BUCKET,
+            "region": REGION,
             "aws_access_key_id": secrets.aws_access_key_id,
             "aws_secret_access_key": secrets.aws_secret_access_key,
             "ca_bundle": str(self.layout.ca_cert),
@@ -268,10 +206,9 @@ class LocalPlatform:
         if not isinstance(ports, dict):
             raise PlatformError("the platform has not been started in this state dir")
         secrets = load_or_create(self.layout.secrets_file)
-        settings = _ROLE_NAMES
-        user = settings.migrator_role if role == "migrator" else settings.app_role
+        user = MIGRATOR_ROLE if role == "migrator" else APP_ROLE
         password = secrets.db_superuser_password if role == "migrator" else secrets.db_app_password
-        params: dict[str, str | int] = {"host": comp.LOOPBACK, "dbname": database, "user": user, "password": password}
+        params: dict[str, str | int] = {"host": LOOPBACK, "dbname": database, "user": user, "password": password}
         if via_pgbouncer:
             params.update(port=int(ports["pgbouncer"]), sslmode="disable")
         else:
@@ -294,7 +231,7 @@ class LocalPlatform:
         # stdout is /dev/null: the config logs to /dev/stdout, which nginx reopens, and a pipe
         # created by root could not be reopened by the service user. nginx -t reports on stderr.
         return subprocess.run(
-            list(comp.nginx_command(binaries, self.layout, test=True)),
+            list(nginx_command(binaries, self.layout, test=True)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -328,7 +265,7 @@ class LocalPlatform:
         self._wait_ready(began)
         return self._info(began, [])
 
-    def _prepare(self) -> tuple[comp.Context, list[str]]:
+    def _prepare(self) -> tuple[Context, list[str]]:
         opts, layout = self.options, self.layout
         problems = option_problems(opts)
         if problems:
@@ -339,10 +276,12 @@ class LocalPlatform:
                 "(they are written unquoted into nginx and PgBouncer configs)"
             )
         binaries = find_binaries(opts.pg_bin_dir)
-        mlflow_python = self._check_mlflow(opts.mlflow_python or Path(sys.executable))
+        mlflow_python = check_mlflow(opts.mlflow_python or Path(sys.executable), opts)
         me, svc = current_user(), service_user(opts.service_user)
-        notes = self._make_state_dir(me, svc)
-        layout = self.layout  # _make_state_dir decides where the service user's files live
+        # Where the service user's files live is decided first: a failed start removes them.
+        self.layout, notes = state_layout(layout.root, svc)
+        layout = self.layout
+        make_state_dir(layout, me, svc)
         previous = self.metadata().get("ports")
         previous_ports = {k: int(v) for k, v in previous.items()} if isinstance(previous, dict) else {}
         unknown = set(opts.ports) - set(PORT_NAMES)
@@ -357,122 +296,27 @@ class LocalPlatform:
         ensure_ca(binaries.openssl, layout.ca_cert, layout.ca_key)
         write_client_bundle(layout.ca_cert, layout.client_ca_bundle)
         write_file(layout.svc_ca_cert, layout.ca_cert.read_bytes(), svc, 0o644)
-        ctx = comp.Context(opts, layout, binaries, secrets, ports, me, svc, mlflow_python)
+        ctx = Context(opts, layout, binaries, secrets, ports, me, svc, mlflow_python)
         return ctx, notes
 
-    def _make_state_dir(self, me: RunAs, svc: RunAs) -> list[str]:
-        """Create the state dir; decide where the service user's files live.
-
-        Normally in ``<state>/svc`` (the state dir gets mode 0711: the service user may traverse
-        it, not list it). If the service user cannot reach the state dir at all — a clone under
-        ``/root`` — its files go to ``/var/lib/mlflow-platform-local/<id>`` and ``<state>/svc``
-        links there, rather than opening up the user's home directory.
-        """
-        notes: list[str] = []
-        root = self.layout.root
-        blocked = None if svc.is_current else unreachable_ancestor(root, svc)
-        svc_root = None
-        if blocked is not None:
-            svc_root = EXTERNAL_SVC_BASE / hashlib.sha256(str(root).encode()).hexdigest()[:16]
-            notes.append(f"the service user '{svc.name}' cannot enter {blocked}; its files live in {svc_root}")
-        self.layout = StateLayout(root, svc_root)
-        layout = self.layout
-        make_dir(root, me, 0o711 if not svc.is_current and svc_root is None else 0o700)
-        for directory in (layout.logs, layout.run, layout.control_dir):
-            # logs: the service user may traverse (nginx reopens its log by path), not list;
-            # each log is 0600 (users.open_log).
-            make_dir(directory, me, 0o711 if directory == layout.logs else 0o700)
-        make_dir(layout.mlflow_dir, me)
-        if svc_root is not None:
-            make_dir(EXTERNAL_SVC_BASE, me, 0o711)
-            marker = svc_root / ".state-dir"
-            if svc_root.exists() and (not marker.exists() or marker.read_text() != str(root)):
-                raise PlatformError(f"{svc_root} belongs to another state dir; remove it to continue")
-            if not layout.svc_link.is_symlink() and svc_root.exists() and not (root / "secrets.json").exists():
-                shutil.rmtree(svc_root)  # left by an earlier state dir at this path that was deleted
-            make_dir(svc_root, svc, 0o700)
-            write_file(marker, str(root), svc, 0o600)
-            if not layout.svc_link.is_symlink():
-                layout.svc_link.symlink_to(svc_root)
-        else:
-            make_dir(layout.svc, svc, 0o700)
-        return notes
-
-    def _check_mlflow(self, python: Path) -> Path:
-        if not python.exists():
-            raise PlatformError(f"--mlflow-python {python} does not exist")
-        result = subprocess.run(
-            [str(python), "-c", "import importlib.metadata as m; print(m.version('mlflow'))"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise PlatformError(
-                f"{python} has no MLflow: install it with "
-                f"`{python} -m pip install 'mlflow[auth]' psycopg2-binary boto3`"
-            )
-        version = result.stdout.strip()
-        if self.options.mlflow_version and version != self.options.mlflow_version:
-            raise PlatformError(
-                f"MLflow {self.options.mlflow_version} was requested but {python} has {version}: create a "
-                f"virtualenv with `pip install 'mlflow[auth]=={self.options.mlflow_version}' psycopg2-binary boto3` "
-                "and pass its interpreter with --mlflow-python"
-            )
-        parts = tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
-        if parts < MINIMUM_MLFLOW_VERSION:
-            minimum = ".".join(map(str, MINIMUM_MLFLOW_VERSION))
-            raise PlatformError(f"MLflow {version} is too old for this platform (needs >= {minimum}, no default admin)")
-        if self.options.tracking_store == "set-based":
-            self._check_tracking_store(python)
-        if self.options.auth == "ours" and self.options.mlflow_python is None:
-            self._check_server_app(python)
-        return python
-
-    def _check_server_app(self, python: Path) -> None:
-        """The rendered command selects the platform's app; without it ``mlflow server`` fails late."""
-        probe = (
-            "import importlib.metadata as m; "
-            f"print(any(e.name == {PLATFORM_APP!r} for e in m.entry_points(group='mlflow.app')))"
-        )
-        result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
-        if result.stdout.strip() != "True":
-            raise PlatformError(
-                f"{python} lacks the MLflow app {PLATFORM_APP!r} the server command selects: install it with "
-                f"`{python} -m pip install --no-deps {PLATFORM_APP_SOURCE}` (make setup does)"
-            )
-
-    def _check_tracking_store(self, python: Path) -> None:
-        """The rendered tracking URI selects the store plugin; without it MLflow cannot open it."""
-        probe = (
-            "import importlib.metadata as m; "
-            f"print(any(e.name == {STORE_SCHEME!r} for e in m.entry_points(group='mlflow.tracking_store')))"
-        )
-        result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
-        if result.stdout.strip() != "True":
-            raise PlatformError(
-                f"{python} lacks the tracking-store plugin {STORE_SCHEME} that the tracking store's URI "
-                f"names: install it with `{python} -m pip install --no-deps {STORE_SOURCE}` (make setup does)"
-            )
-
-    def _build_plan(self, ctx: comp.Context) -> Plan:
+    def _build_plan(self, ctx: Context) -> Plan:
         self.progress("rendering configuration")
-        tuning = comp.postgres_tuning(self.options)
-        side = comp.render_local_server_side(ctx, tuning)
+        tuning = postgres_tuning(self.options)
+        side = render_local_server_side(ctx, tuning)
         client_env = self._client_env(ctx)
         write_env_file(self.layout.env_file, client_env)
         write_env_script(self.layout.env_script, client_env)
-        steps = [comp.postgres_step(ctx, tuning)]
+        steps = [postgres_step(ctx, tuning)]
         if self.options.pooler == "pgbouncer":
-            steps.append(comp.pgbouncer_step(ctx, side))
-            steps.append(comp.pgbouncer_exporter_step(ctx, side))
-        steps += comp.s3_steps(ctx)
-        steps += comp.bootstrap_steps(ctx, side)
-        steps.append(comp.mlflow_step(ctx, side))
-        steps.append(comp.nginx_step(ctx, side))
+            steps.append(pgbouncer_step(ctx, side))
+            steps.append(pgbouncer_exporter_step(ctx, side))
+        steps += s3_steps(ctx)
+        steps += bootstrap_steps(ctx, side)
+        steps.append(mlflow_step(ctx, side))
+        steps.append(nginx_step(ctx, side))
         return Plan(tuple(steps))
 
-    def _client_env(self, ctx: comp.Context) -> dict[str, str]:
+    def _client_env(self, ctx: Context) -> dict[str, str]:
         env = {"MLFLOW_TRACKING_URI": ctx.url}
         if self.options.auth != "off":
             env["MLFLOW_TRACKING_USERNAME"] = ADMIN_USERNAME
@@ -481,10 +325,10 @@ class LocalPlatform:
         env["REQUESTS_CA_BUNDLE"] = str(self.layout.client_ca_bundle)
         if self.options.access_mode == "direct":
             env["MLFLOW_S3_ENDPOINT_URL"] = ctx.s3_endpoint
-            env.update(comp.aws_env(ctx, str(self.layout.client_ca_bundle)))
+            env.update(aws_env(ctx, str(self.layout.client_ca_bundle)))
         return env
 
-    def _write_metadata(self, ctx: comp.Context) -> None:
+    def _write_metadata(self, ctx: Context) -> None:
         b: Binaries = ctx.binaries
         meta = {
             "options": self.options.fingerprint(),
@@ -513,8 +357,8 @@ class LocalPlatform:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                cwd=str(comp.PROJECT_ROOT),
-                env={**os.environ, "PYTHONPATH": str(comp.PROJECT_ROOT), "PYTHONUNBUFFERED": "1"},
+                cwd=str(PROJECT_ROOT),
+                env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1"},
             )
         finally:
             log.close()
@@ -545,7 +389,7 @@ class LocalPlatform:
                 )
             time.sleep(0.2)
 
-    def _verify_endpoint(self, ctx: comp.Context) -> None:
+    def _verify_endpoint(self, ctx: Context) -> None:
         """End-to-end: TLS with our CA, then an authenticated API call, through nginx."""
         context = ssl.create_default_context(cafile=str(self.layout.ca_cert))
         url = f"{ctx.url}/api/2.0/mlflow/experiments/search?max_results=1"  # https, built by us
@@ -593,12 +437,6 @@ class LocalPlatform:
             launched.kill()
             launched.wait(timeout=10)
         self._cleanup_orphans(read_status(self.layout.status_file))
-
-    def _remove_state_dir(self) -> None:
-        relocated = self.layout.svc_root
-        shutil.rmtree(self.layout.root, ignore_errors=True)
-        if relocated is not None and relocated.parent == EXTERNAL_SVC_BASE:
-            shutil.rmtree(relocated, ignore_errors=True)
 
     def _cleanup_orphans(self, status: PlatformStatus | None) -> None:
         """Components left by a supervisor that died (SIGKILL, OOM): stop them by recorded pid."""

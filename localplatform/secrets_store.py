@@ -26,7 +26,11 @@ def _password(length: int = 24) -> str:
 
 
 @dataclass(frozen=True)
-class PlatformSecrets:
+class LocalSecrets:
+    """What the local platform generates once and keeps in its state dir. Not the renderers' input:
+    ``localplatform.target.render_local_server_side`` maps it to ``rendering.server_side.PlatformSecrets``
+    (the secrets the server side is rendered with, on either target)."""
+
     admin_password: str
     """MLflow admin (basic-auth); >= 12 characters as MLflow requires."""
     flask_secret_key: str
@@ -51,8 +55,8 @@ class PlatformSecrets:
         return base64.b64decode(self.pgbouncer_stats_salt)
 
 
-def generate() -> PlatformSecrets:
-    return PlatformSecrets(
+def generate() -> LocalSecrets:
+    return LocalSecrets(
         admin_password=_password(24),
         flask_secret_key=secrets.token_hex(32),
         db_superuser_password=_password(32),
@@ -65,17 +69,17 @@ def generate() -> PlatformSecrets:
     )
 
 
-def load_or_create(path: Path) -> PlatformSecrets:
+def load_or_create(path: Path) -> LocalSecrets:
     if path.exists():
         try:
             data = json.loads(path.read_text())
-            loaded = PlatformSecrets(**data)
+            loaded = LocalSecrets(**data)
         except (ValueError, TypeError) as error:
             raise PlatformError(f"{path} is unreadable ({error}); remove the state dir to start over") from None
         if loaded.pgbouncer_stats_password:
             return loaded
         fresh = generate()
-        loaded = PlatformSecrets(
+        loaded = LocalSecrets(
             **{
                 **asdict(loaded),
                 "pgbouncer_stats_password": fresh.pgbouncer_stats_password,

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PlatformError
+from .errors import raise_if_failed
 from .users import RunAs, chown, current_user, write_file
 
 CA_DAYS = 825
@@ -35,9 +35,7 @@ class LeafCert:
 
 def _openssl(openssl: Path, *args: str) -> None:
     result = subprocess.run([str(openssl), *args], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        message = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise PlatformError(f"openssl {args[0]} failed: {message}")
+    raise_if_failed(result, f"openssl {args[0]}")
 
 
 def _valid_for(openssl: Path, cert: Path, seconds: int) -> bool:

@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .names import ADMIN_USERNAME
+
 Permission = Literal["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"]
 
 DEFAULT_AUTHORIZATION_FUNCTION = "mlflow.server.auth:authenticate_request_basic_auth"
@@ -39,7 +41,7 @@ LEGACY_DEFAULT_PASSWORD = "password1234"  # noqa: S105 - the publicly known valu
 class AuthSettings:
     database_uri: str
     """SQLAlchemy URL of the auth DB, without password (libpq reads it from PGPASSFILE)."""
-    admin_username: str = "admin"
+    admin_username: str = ADMIN_USERNAME
     default_permission: Permission = "NO_PERMISSIONS"
     authorization_function: str = DEFAULT_AUTHORIZATION_FUNCTION
     auth_cache_ttl_seconds: int = 60

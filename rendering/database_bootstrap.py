@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
 
+from .names import AUTH_DATABASE, TRACKING_DATABASE
 from .scram import is_scram_verifier
 
 SslMode = Literal["disable", "require", "verify-ca", "verify-full"]
@@ -163,8 +164,8 @@ class BootstrapSettings:
     """Owner of the databases; connects for bootstrap and migrations (RDS master user)."""
     app_role: str
     app_role_scram_verifier: str
-    tracking_database: str = "mlflow"
-    auth_database: str = "mlflow_auth"
+    tracking_database: str = TRACKING_DATABASE
+    auth_database: str = AUTH_DATABASE
     maintenance_database: str = "postgres"
     app_connection_limit: int = -1
     """-1: unlimited; the real bound is PgBouncer's pool and max_connections."""

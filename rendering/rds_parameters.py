@@ -103,7 +103,7 @@ RDS_PARAMETER_FACTS: dict[str, ParameterFacts] = {
         apply_type_before={14: "static"},
         engine_default={14: "0", 15: "1"},
         kept_because=(
-            "checkov CKV2_AWS_69 and policy/rules.py rds_force_ssl read it from the group, and the "
+            "checkov CKV2_AWS_69 and policy/rules/rds.py rds_force_ssl read it from the group, and the "
             "local target maps it to ssl=on + hostssl (rendering.postgres.RDS_ONLY_LOCAL_MAPPINGS)"
         ),
     ),

@@ -34,6 +34,7 @@ from .mlflow_server import (
     SqlAlchemyPool,
     render_mlflow_server,
 )
+from .names import ADMIN_USERNAME, APP_ROLE, AUTH_DATABASE, MIGRATOR_ROLE, STATS_USER, TRACKING_DATABASE
 from .ownership import TeamOwnership, render_ownership_document
 from .pgbouncer import (
     AuthUser,
@@ -110,13 +111,14 @@ class PlatformSettings:
     tracking_store: TrackingStore = "set-based"
     """The server's tracking store (see :mod:`rendering.tracking_store`); ``stock`` only for the
     benchmark's comparison with MLflow's own store."""
-    tracking_database: str = "mlflow"
-    auth_database: str = "mlflow_auth"
-    migrator_role: str = "mlflow_admin"
-    app_role: str = "mlflow"
-    admin_username: str = "admin"
-    stats_user: str = "pgbouncer_stats"
-    """PgBouncer ``stats_users`` login of the pool-metrics exporter: SHOW commands only."""
+    tracking_database: str = TRACKING_DATABASE
+    auth_database: str = AUTH_DATABASE
+    migrator_role: str = MIGRATOR_ROLE
+    app_role: str = APP_ROLE
+    admin_username: str = ADMIN_USERNAME
+    stats_user: str = STATS_USER
+    """The names default to :mod:`rendering.names` (read those, not a dummy instance); the cloud
+    passes its own tracking database and migrator (the stack's database name and master user)."""
     server_app: str = PLATFORM_APP
     """``--app-name``: the platform's app; MLflow's ``basic-auth`` only for comparisons."""
     teams: tuple[TeamOwnership, ...] = ()

@@ -778,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     profiles: dict[str, dict[str, float]] = {}
     say = (lambda _: None) if args.quiet else print
     if args.max_connections is None:
-        from localplatform.components import required_max_connections
+        from localplatform.target import required_max_connections
 
         args.max_connections = required_max_connections(PlatformOptions(state_dir=work))
     say(f"max_connections {args.max_connections} for ours and for the unpooled comparison")

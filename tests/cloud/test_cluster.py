@@ -22,7 +22,7 @@ from components.cluster_addons import (
 )
 from components.cluster_monitoring import KUBE_PROMETHEUS_STACK
 from components.cluster_scaling import CLUSTER_AUTOSCALER
-from policy import rules
+from policy.rules import eks
 from tests.policy.harness import violations
 from tests.pulumi_harness import (
     ACCOUNT_ID,
@@ -175,11 +175,11 @@ def test_version_support_and_deletion_protection(stack: str, protected: bool):
 @pytest.mark.parametrize("stack", STACKS)
 def test_policy_pack_eks_rules_pass_on_the_created_cluster_and_would_catch_an_open_endpoint(stack: str):
     inputs = _run(stack).one("aws:eks/cluster:Cluster").raw_inputs
-    for policy in (rules.eks_secrets_encryption, rules.eks_control_plane_logging, rules.eks_endpoint_access):
-        assert violations(policy, rules.EKS_CLUSTER, inputs) == []
+    for policy in (eks.eks_secrets_encryption, eks.eks_control_plane_logging, eks.eks_endpoint_access):
+        assert violations(policy, eks.EKS_CLUSTER, inputs) == []
     opened = json.loads(json.dumps(inputs))
     opened["vpcConfig"].update(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"])
-    assert violations(rules.eks_endpoint_access, rules.EKS_CLUSTER, opened)
+    assert violations(eks.eks_endpoint_access, eks.EKS_CLUSTER, opened)
 
 
 # --- IRSA, add-ons, nodes ------------------------------------------------------------------

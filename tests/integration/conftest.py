@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from localplatform import LocalPlatform, PlatformOptions
-from localplatform.platform import EXTERNAL_SVC_BASE
+from localplatform.state_dir import remove_relocated
 
 HERE = Path(__file__).resolve().parent
 PROJECT_ROOT = HERE.parent.parent
@@ -63,9 +63,7 @@ def module_platform(name: str, **options: object) -> Iterator[LocalPlatform]:
             if logs.is_dir():
                 shutil.rmtree(kept, ignore_errors=True)
                 shutil.copytree(logs, kept)
-            relocated = platform.layout.svc_root
-            if relocated is not None and relocated.parent == EXTERNAL_SVC_BASE:
-                shutil.rmtree(relocated, ignore_errors=True)
+            remove_relocated(platform.layout)
             shutil.rmtree(base, ignore_errors=True)
 
 

@@ -5,7 +5,6 @@ These tests start real processes; a missing program fails them (no skips)."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from localplatform import LocalPlatform, PlatformOptions
-from localplatform.platform import EXTERNAL_SVC_BASE
+from localplatform.state_dir import remove_relocated
 
 HERE = Path(__file__).resolve().parent
 CLIENT_WORKFLOW = HERE / "client_workflow.py"
@@ -59,9 +58,7 @@ def start_platform(
         yield platform
     finally:
         platform.stop()
-        relocated = platform.layout.svc_root
-        if relocated is not None and relocated.parent == EXTERNAL_SVC_BASE:
-            shutil.rmtree(relocated, ignore_errors=True)
+        remove_relocated(platform.layout)
 
 
 @pytest.fixture(scope="module")

@@ -35,10 +35,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from localplatform import LocalPlatform, PlatformOptions
-from localplatform import components as comp
+from localplatform import LocalPlatform, PlatformOptions, context
 from localplatform.mlflow_venv import cache_root
-from localplatform.platform import EXTERNAL_SVC_BASE
+from localplatform.state_dir import remove_relocated
 from rendering.client import client_install_command
 from rendering.scram import scram_sha256_verifier
 
@@ -46,7 +45,7 @@ pytestmark = pytest.mark.timeout(900)
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "new_user_train.py"
-README = comp.PROJECT_ROOT / "README.md"
+README = context.PROJECT_ROOT / "README.md"
 SCRIPT_LIBRARIES = ("scikit-learn", "pandas")
 """What the training script itself imports besides MLflow (the README: "plus your script's own
 libraries (e.g. `scikit-learn pandas`)")."""
@@ -94,9 +93,9 @@ class FirstHour:
             capture_output=True,
             text=True,
             check=False,
-            cwd=str(comp.PROJECT_ROOT),
+            cwd=str(context.PROJECT_ROOT),
             timeout=420,
-            env={**os.environ, "PYTHONPATH": str(comp.PROJECT_ROOT)},
+            env={**os.environ, "PYTHONPATH": str(context.PROJECT_ROOT)},
         )
         if check:
             assert result.returncode == 0, f"{args}: {result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -134,9 +133,7 @@ def first_hour() -> Iterator[FirstHour]:
         try:
             platform.stop()
         finally:
-            relocated = platform.layout.svc_root
-            if relocated is not None and relocated.parent == EXTERNAL_SVC_BASE:
-                shutil.rmtree(relocated, ignore_errors=True)
+            remove_relocated(platform.layout)
             shutil.rmtree(base, ignore_errors=True)
 
 
@@ -205,7 +202,7 @@ def _run_password_step(platform: LocalPlatform, verifier: str | None) -> None:
         json.dump(document, handle)
     try:
         result = subprocess.run(
-            [sys.executable, str(comp.RUN_BOOTSTRAP), str(plan)],
+            [sys.executable, str(context.RUN_BOOTSTRAP), str(plan)],
             env={"PATH": "/usr/bin:/bin", "PGPASSFILE": str(platform.layout.migrator_pgpass)},
             capture_output=True,
             text=True,

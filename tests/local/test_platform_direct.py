@@ -15,8 +15,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from localplatform import LocalPlatform
-from localplatform import components as comp
+from localplatform import LocalPlatform, context, target
 from localplatform.status import is_alive, read_status
 from rendering.postgres import max_connections_for
 
@@ -69,8 +68,8 @@ def test_without_pgbouncer_the_server_uses_tls_to_postgres(platform: LocalPlatfo
         (max_connections,) = cursor.fetchone()
     assert {name for name, _ in rows} == {"mlflow-server", "mlflow-auth"}
     assert all(ssl for _, ssl in rows)
-    tuning = comp.postgres_tuning(platform.options)
-    assert int(max_connections) == max_connections_for(tuning) >= comp.required_max_connections(platform.options)
+    tuning = target.postgres_tuning(platform.options)
+    assert int(max_connections) == max_connections_for(tuning) >= target.required_max_connections(platform.options)
 
 
 def test_killed_database_is_restarted_and_the_server_recovers(
@@ -105,9 +104,9 @@ def test_down_stops_everything_it_started(platform: LocalPlatform) -> None:
         capture_output=True,
         text=True,
         check=False,
-        cwd=str(comp.PROJECT_ROOT),
+        cwd=str(context.PROJECT_ROOT),
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(comp.PROJECT_ROOT)},
+        env={**os.environ, "PYTHONPATH": str(context.PROJECT_ROOT)},
     )
     assert result.returncode == 0, result.stderr
     assert "stopped:" in result.stdout

@@ -21,8 +21,7 @@ import boto3
 import psycopg2
 import pytest
 
-from localplatform import LocalPlatform, PlatformError, PlatformOptions
-from localplatform import components as comp
+from localplatform import LocalPlatform, PlatformError, PlatformOptions, context, target
 from rendering.postgres import local_postgres_settings, render_postgres_parameters
 from rendering.scram import scram_sha256_verifier
 
@@ -72,7 +71,7 @@ def _admin(platform: LocalPlatform) -> tuple[str, str]:
 
 
 def test_every_rendered_postgres_parameter_is_read_back(platform: LocalPlatform) -> None:
-    tuning = comp.postgres_tuning(platform.options)
+    tuning = target.postgres_tuning(platform.options)
     expected = local_postgres_settings(render_postgres_parameters(tuning))
     assert "ssl" in expected and "rds.force_ssl" not in expected
     with psycopg2.connect(**platform.database_params("postgres")) as connection, connection.cursor() as cursor:
@@ -315,8 +314,8 @@ def test_missing_program_is_a_one_line_error_naming_the_package(tmp_path: Path) 
         capture_output=True,
         text=True,
         check=False,
-        cwd=str(comp.PROJECT_ROOT),
-        env={**os.environ, "PYTHONPATH": str(comp.PROJECT_ROOT)},
+        cwd=str(context.PROJECT_ROOT),
+        env={**os.environ, "PYTHONPATH": str(context.PROJECT_ROOT)},
         timeout=60,
     )
     assert result.returncode == 1
@@ -418,7 +417,7 @@ def test_status_cli_reports_every_component(platform: LocalPlatform) -> None:
         capture_output=True,
         text=True,
         check=False,
-        cwd=str(comp.PROJECT_ROOT),
+        cwd=str(context.PROJECT_ROOT),
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr

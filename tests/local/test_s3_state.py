@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
-from localplatform.components import PROJECT_ROOT
+from localplatform.context import PROJECT_ROOT
 from localplatform.ports import allocate
 
 pytestmark = pytest.mark.timeout(180)

@@ -24,8 +24,8 @@ import pytest
 import requests
 
 from localplatform import LocalPlatform
-from localplatform.platform import ADMIN_USERNAME
 from localplatform.secrets_store import load_or_create
+from rendering.names import ADMIN_USERNAME
 
 from .conftest import ROOT, unique
 

@@ -23,8 +23,8 @@ from localplatform import LocalPlatform
 from localplatform.__main__ import main as localplatform_main
 from localplatform.errors import PlatformError
 from localplatform.gc import gc_launch, run_gc
-from localplatform.platform import ADMIN_USERNAME
 from localplatform.secrets_store import load_or_create
+from rendering.names import ADMIN_USERNAME
 
 from .conftest import unique
 

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from pulumi_policy import ResourceValidationPolicy
 
-from policy import rules
+from policy.rules import eks
 from tests.policy.harness import urn_for, violations
 
 POLICIES_WITH_FAILING_CASES = {
-    rules.eks_secrets_encryption.name,
-    rules.eks_control_plane_logging.name,
-    rules.eks_endpoint_access.name,
+    eks.eks_secrets_encryption.name,
+    eks.eks_control_plane_logging.name,
+    eks.eks_endpoint_access.name,
 }
-EKS_POLICIES = [rules.eks_secrets_encryption, rules.eks_control_plane_logging, rules.eks_endpoint_access]
+EKS_POLICIES = [eks.eks_secrets_encryption, eks.eks_control_plane_logging, eks.eks_endpoint_access]
 
 CLUSTER: dict[str, Any] = {
     "name": "mlflow-prod",
@@ -60,12 +60,12 @@ def cluster(**changes: Any) -> dict[str, Any]:
     return props
 
 
-def check(policy: ResourceValidationPolicy, props: dict[str, Any], typ: str = rules.EKS_CLUSTER) -> list[str]:
+def check(policy: ResourceValidationPolicy, props: dict[str, Any], typ: str = eks.EKS_CLUSTER) -> list[str]:
     return violations(policy, typ, props, urn=urn_for(typ, "cluster", parents=["mlflow:index:Cluster"]))
 
 
 @pytest.mark.parametrize("policy", EKS_POLICIES, ids=lambda p: p.name)
-@pytest.mark.parametrize(("typ", "props"), [(rules.EKS_CLUSTER, CLUSTER), (rules.EKS_COMPONENT, COMPONENT)])
+@pytest.mark.parametrize(("typ", "props"), [(eks.EKS_CLUSTER, CLUSTER), (eks.EKS_COMPONENT, COMPONENT)])
 def test_a_hardened_cluster_passes(policy: ResourceValidationPolicy, typ: str, props: dict[str, Any]) -> None:
     assert check(policy, props, typ) == []
 
@@ -80,31 +80,31 @@ def test_a_hardened_cluster_passes(policy: ResourceValidationPolicy, typ: str, p
     ],
 )
 def test_secrets_must_be_envelope_encrypted(encryption: Any) -> None:
-    (message,) = check(rules.eks_secrets_encryption, cluster(encryptionConfig=encryption))
+    (message,) = check(eks.eks_secrets_encryption, cluster(encryptionConfig=encryption))
     assert "secrets" in message
 
 
 def test_secrets_encryption_as_a_list_is_accepted() -> None:
-    assert check(rules.eks_secrets_encryption, cluster(encryptionConfig=[CLUSTER["encryptionConfig"]])) == []
+    assert check(eks.eks_secrets_encryption, cluster(encryptionConfig=[CLUSTER["encryptionConfig"]])) == []
 
 
 def test_component_without_a_secrets_key_fails() -> None:
     props = {k: v for k, v in COMPONENT.items() if k != "encryptionConfigKeyArn"}
-    assert check(rules.eks_secrets_encryption, props, rules.EKS_COMPONENT)
+    assert check(eks.eks_secrets_encryption, props, eks.EKS_COMPONENT)
 
 
-@pytest.mark.parametrize("missing", rules.EKS_LOG_TYPES)
-@pytest.mark.parametrize("typ", [rules.EKS_CLUSTER, rules.EKS_COMPONENT])
+@pytest.mark.parametrize("missing", eks.EKS_LOG_TYPES)
+@pytest.mark.parametrize("typ", [eks.EKS_CLUSTER, eks.EKS_COMPONENT])
 def test_all_five_log_types_are_required(missing: str, typ: str) -> None:
-    base = CLUSTER if typ == rules.EKS_CLUSTER else COMPONENT
-    props = {**base, "enabledClusterLogTypes": [t for t in rules.EKS_LOG_TYPES if t != missing]}
-    (message,) = check(rules.eks_control_plane_logging, props, typ)
+    base = CLUSTER if typ == eks.EKS_CLUSTER else COMPONENT
+    props = {**base, "enabledClusterLogTypes": [t for t in eks.EKS_LOG_TYPES if t != missing]}
+    (message,) = check(eks.eks_control_plane_logging, props, typ)
     assert missing in message
 
 
 def test_no_logging_at_all_fails() -> None:
-    (message,) = check(rules.eks_control_plane_logging, cluster(enabledClusterLogTypes=None))
-    assert all(t in message for t in rules.EKS_LOG_TYPES)
+    (message,) = check(eks.eks_control_plane_logging, cluster(enabledClusterLogTypes=None))
+    assert all(t in message for t in eks.EKS_LOG_TYPES)
 
 
 @pytest.mark.parametrize(
@@ -119,15 +119,15 @@ def test_no_logging_at_all_fails() -> None:
     ],
 )
 def test_endpoint_access_must_be_restricted(changes: dict[str, Any], expected: str) -> None:
-    (message,) = check(rules.eks_endpoint_access, cluster(**changes))
+    (message,) = check(eks.eks_endpoint_access, cluster(**changes))
     assert expected in message
 
 
 def test_public_endpoint_limited_to_listed_cidrs_passes() -> None:
     props = cluster(**{"vpcConfig.endpointPublicAccess": True, "vpcConfig.publicAccessCidrs": ["203.0.113.0/24"]})
-    assert check(rules.eks_endpoint_access, props) == []
+    assert check(eks.eks_endpoint_access, props) == []
 
 
 def test_component_with_an_open_public_endpoint_fails() -> None:
     props = {**COMPONENT, "publicAccessCidrs": ["0.0.0.0/0"]}
-    assert check(rules.eks_endpoint_access, props, rules.EKS_COMPONENT)
+    assert check(eks.eks_endpoint_access, props, eks.EKS_COMPONENT)

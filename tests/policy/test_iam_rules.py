@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from policy import rules
+from policy.rules import iam
 from tests.policy.harness import Captured, capture, one, resource_violations, urn_for, violations
 
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
-POLICIES_WITH_FAILING_CASES = {rules.iam_no_wildcards.name, rules.iam_training_put_and_get.name}
+POLICIES_WITH_FAILING_CASES = {iam.iam_no_wildcards.name, iam.iam_training_put_and_get.name}
 
 
 def role_policy(role: str, stack: str = "prod") -> Captured:
@@ -62,22 +62,22 @@ WILDCARDS: dict[str, tuple[Callable[[list[dict[str, Any]]], object], str]] = {
 @pytest.mark.parametrize("breaker", sorted(WILDCARDS))
 def test_role_policies_grant_no_wildcards(role: str, breaker: str) -> None:
     policy = role_policy(f"mlflow-prod-{role}")
-    assert resource_violations(rules.iam_no_wildcards, policy) == []
+    assert resource_violations(iam.iam_no_wildcards, policy) == []
     change, expected = WILDCARDS[breaker]
-    found = resource_violations(rules.iam_no_wildcards, policy.mutated(edit(change)))
+    found = resource_violations(iam.iam_no_wildcards, policy.mutated(edit(change)))
     assert found and all(expected in message for message in found), found
 
 
 def test_a_wildcard_deny_is_not_a_grant() -> None:
     deny = {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
     policy = role_policy("mlflow-prod-training").mutated(edit(lambda s: s.append(deny)))
-    assert resource_violations(rules.iam_no_wildcards, policy) == []
+    assert resource_violations(iam.iam_no_wildcards, policy) == []
 
 
 def test_inline_role_policies_are_checked_too() -> None:
     wildcard = json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
     urn = urn_for("aws:iam/role:Role", "r", parents=["mlflow:index:TrainingJobAccess"])
-    found = violations(rules.iam_no_wildcards, "aws:iam/role:Role", {"inlinePolicies": [{"policy": wildcard}]}, urn=urn)
+    found = violations(iam.iam_no_wildcards, "aws:iam/role:Role", {"inlinePolicies": [{"policy": wildcard}]}, urn=urn)
     assert len(found) == 2
 
 
@@ -85,14 +85,14 @@ def test_roles_outside_our_components_are_out_of_scope_unless_configured() -> No
     """EKS add-on roles (AWS-documented policies with ``Resource: *``) are not the platform's roles."""
     wildcard = {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}]})}
     urn = urn_for(ROLE_POLICY, "lb-controller", parents=["mlflow:index:Cluster"])
-    assert violations(rules.iam_no_wildcards, ROLE_POLICY, wildcard, urn=urn) == []
+    assert violations(iam.iam_no_wildcards, ROLE_POLICY, wildcard, urn=urn) == []
     configured = {"componentTypes": ["mlflow:index:Cluster"]}
-    assert violations(rules.iam_no_wildcards, ROLE_POLICY, wildcard, urn=urn, config=configured)
+    assert violations(iam.iam_no_wildcards, ROLE_POLICY, wildcard, urn=urn, config=configured)
 
 
 def test_unparseable_policy_fails() -> None:
     policy = role_policy("mlflow-prod-server").mutated(lambda raw: raw.update(policy="not json"))
-    assert resource_violations(rules.iam_no_wildcards, policy) == [
+    assert resource_violations(iam.iam_no_wildcards, policy) == [
         "The policy is missing or is not a JSON policy document."
     ]
 
@@ -117,9 +117,9 @@ PUT_GET_BREAKERS: dict[str, tuple[Callable[[list[dict[str, Any]]], object], str]
 @pytest.mark.parametrize("breaker", sorted(PUT_GET_BREAKERS))
 def test_training_role_must_put_and_get_the_same_artifacts(stack: str, breaker: str) -> None:
     policy = role_policy(f"mlflow-{stack}-training", stack)
-    assert resource_violations(rules.iam_training_put_and_get, policy) == []
+    assert resource_violations(iam.iam_training_put_and_get, policy) == []
     change, expected = PUT_GET_BREAKERS[breaker]
-    (message,) = resource_violations(rules.iam_training_put_and_get, policy.mutated(edit(change)))
+    (message,) = resource_violations(iam.iam_training_put_and_get, policy.mutated(edit(change)))
     assert expected in message
 
 
@@ -127,4 +127,4 @@ def test_the_server_role_is_not_held_to_the_training_rule() -> None:
     """In direct mode the server only reads and deletes: no PutObject, by design."""
     server = role_policy("mlflow-prod-server")
     assert "s3:PutObject" not in server.raw["policy"]
-    assert resource_violations(rules.iam_training_put_and_get, server) == []
+    assert resource_violations(iam.iam_training_put_and_get, server) == []

@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 from pulumi_policy import ResourceValidationPolicy
 
-from policy import rules
+from policy.rules import kubernetes
 from tests.policy.harness import urn_for, violations
 
 POLICIES_WITH_FAILING_CASES = {
-    rules.k8s_non_root.name,
-    rules.k8s_resource_limits.name,
-    rules.k8s_probes.name,
-    rules.k8s_ingress_tls.name,
+    kubernetes.k8s_non_root.name,
+    kubernetes.k8s_resource_limits.name,
+    kubernetes.k8s_probes.name,
+    kubernetes.k8s_ingress_tls.name,
 }
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 JOB = "kubernetes:batch/v1:Job"
-INGRESS = rules.INGRESS_TYPE
-WORKLOAD_POLICIES = [rules.k8s_non_root, rules.k8s_resource_limits, rules.k8s_probes]
+INGRESS = kubernetes.INGRESS_TYPE
+WORKLOAD_POLICIES = [kubernetes.k8s_non_root, kubernetes.k8s_resource_limits, kubernetes.k8s_probes]
 
 HARDENED: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
@@ -136,7 +136,7 @@ NON_ROOT_BREAKERS: dict[str, Callable[[dict[str, Any]], object]] = {
 
 @pytest.mark.parametrize("breaker", sorted(NON_ROOT_BREAKERS))
 def test_containers_must_not_run_as_root(breaker: str) -> None:
-    found = check(rules.k8s_non_root, DEPLOYMENT, deployment(NON_ROOT_BREAKERS[breaker]))
+    found = check(kubernetes.k8s_non_root, DEPLOYMENT, deployment(NON_ROOT_BREAKERS[breaker]))
     assert found, breaker
 
 
@@ -146,7 +146,7 @@ def test_container_level_user_satisfies_non_root() -> None:
         mlflow(pod)["securityContext"]["runAsUser"] = 10001.0
         pgbouncer(pod)["securityContext"]["runAsNonRoot"] = True
 
-    assert check(rules.k8s_non_root, DEPLOYMENT, deployment(container_only)) == []
+    assert check(kubernetes.k8s_non_root, DEPLOYMENT, deployment(container_only)) == []
 
 
 RESOURCE_BREAKERS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
@@ -161,51 +161,51 @@ RESOURCE_BREAKERS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
 @pytest.mark.parametrize("breaker", sorted(RESOURCE_BREAKERS))
 def test_containers_must_declare_requests_and_limits(breaker: str) -> None:
     change, expected = RESOURCE_BREAKERS[breaker]
-    found = check(rules.k8s_resource_limits, DEPLOYMENT, deployment(change))
+    found = check(kubernetes.k8s_resource_limits, DEPLOYMENT, deployment(change))
     assert any(expected in message for message in found), found
 
 
 def test_job_containers_need_limits_too() -> None:
     props = copy.deepcopy(JOB_PROPS)
     props["spec"]["template"]["spec"]["containers"][0]["resources"].pop("limits")
-    assert check(rules.k8s_resource_limits, JOB, props)
+    assert check(kubernetes.k8s_resource_limits, JOB, props)
 
 
 def test_required_resources_are_configurable() -> None:
     """Teams that drop CPU limits on purpose say so in the policy config, not by silencing the rule."""
     no_cpu_limit = deployment(lambda pod: mlflow(pod)["resources"]["limits"].pop("cpu"))
-    assert check(rules.k8s_resource_limits, DEPLOYMENT, no_cpu_limit, requiredLimits=["memory"]) == []
+    assert check(kubernetes.k8s_resource_limits, DEPLOYMENT, no_cpu_limit, requiredLimits=["memory"]) == []
 
 
 @pytest.mark.parametrize("probe", ["livenessProbe", "readinessProbe"])
 def test_the_mlflow_container_needs_both_probes(probe: str) -> None:
-    (message,) = check(rules.k8s_probes, DEPLOYMENT, deployment(lambda pod: mlflow(pod).pop(probe)))
+    (message,) = check(kubernetes.k8s_probes, DEPLOYMENT, deployment(lambda pod: mlflow(pod).pop(probe)))
     assert probe in message and "'mlflow'" in message
 
 
 def test_native_sidecar_probes_are_opt_in() -> None:
     """The PgBouncer sidecar above has a readiness probe but no liveness probe."""
-    assert check(rules.k8s_probes, DEPLOYMENT, DEPLOYMENT_PROPS) == []
-    (message,) = check(rules.k8s_probes, DEPLOYMENT, DEPLOYMENT_PROPS, includeNativeSidecars=True)
+    assert check(kubernetes.k8s_probes, DEPLOYMENT, DEPLOYMENT_PROPS) == []
+    (message,) = check(kubernetes.k8s_probes, DEPLOYMENT, DEPLOYMENT_PROPS, includeNativeSidecars=True)
     assert "'pgbouncer'" in message and "livenessProbe" in message
 
 
 def test_jobs_need_no_probes() -> None:
     assert "livenessProbe" not in MIGRATION
-    assert check(rules.k8s_probes, JOB, JOB_PROPS) == []
+    assert check(kubernetes.k8s_probes, JOB, JOB_PROPS) == []
 
 
 def test_cronjob_pod_spec_is_found() -> None:
     cronjob: dict[str, Any] = {"spec": {"schedule": "0 3 * * *", "jobTemplate": copy.deepcopy(JOB_PROPS)}}
     cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsUser"] = 0.0
-    assert check(rules.k8s_non_root, "kubernetes:batch/v1:CronJob", cronjob)
+    assert check(kubernetes.k8s_non_root, "kubernetes:batch/v1:CronJob", cronjob)
 
 
 def test_excluded_namespaces_are_skipped() -> None:
     rooted = deployment(lambda pod: mlflow(pod)["securityContext"].update(runAsUser=0.0))
     rooted["metadata"]["namespace"] = "kube-system"
-    assert check(rules.k8s_non_root, DEPLOYMENT, rooted) == []
-    assert check(rules.k8s_non_root, DEPLOYMENT, rooted, excludeNamespaces=[])
+    assert check(kubernetes.k8s_non_root, DEPLOYMENT, rooted) == []
+    assert check(kubernetes.k8s_non_root, DEPLOYMENT, rooted, excludeNamespaces=[])
 
 
 NGINX_INGRESS: dict[str, Any] = {
@@ -261,7 +261,7 @@ def ingress(base: dict[str, Any], change: Callable[[dict[str, Any]], object]) ->
 
 @pytest.mark.parametrize("props", [NGINX_INGRESS, ALB_INGRESS], ids=["nginx", "alb"])
 def test_tls_ingresses_pass(props: dict[str, Any]) -> None:
-    assert check(rules.k8s_ingress_tls, INGRESS, props) == []
+    assert check(kubernetes.k8s_ingress_tls, INGRESS, props) == []
 
 
 INGRESS_BREAKERS: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], object], str]] = {
@@ -311,15 +311,15 @@ INGRESS_BREAKERS: dict[str, tuple[dict[str, Any], Callable[[dict[str, Any]], obj
 @pytest.mark.parametrize("breaker", sorted(INGRESS_BREAKERS))
 def test_ingress_without_tls_fails(breaker: str) -> None:
     base, change, expected = INGRESS_BREAKERS[breaker]
-    found = check(rules.k8s_ingress_tls, INGRESS, ingress(base, change))
+    found = check(kubernetes.k8s_ingress_tls, INGRESS, ingress(base, change))
     assert any(expected in message for message in found), found
 
 
 def test_wildcard_certificate_covers_one_level_of_subdomain() -> None:
     wildcard = ingress(NGINX_INGRESS, lambda p: p["spec"]["tls"][0].update(hosts=["*.example.com"]))
-    assert check(rules.k8s_ingress_tls, INGRESS, wildcard) == []
+    assert check(kubernetes.k8s_ingress_tls, INGRESS, wildcard) == []
     deeper = ingress(wildcard, lambda p: p["spec"]["rules"][0].update(host="mlflow.dev.example.com"))
-    assert check(rules.k8s_ingress_tls, INGRESS, deeper)
+    assert check(kubernetes.k8s_ingress_tls, INGRESS, deeper)
 
 
 def test_alb_with_https_only_and_a_certificate_needs_no_redirect() -> None:
@@ -328,4 +328,4 @@ def test_alb_with_https_only_and_a_certificate_needs_no_redirect() -> None:
         annotations.pop("alb.ingress.kubernetes.io/ssl-redirect")
         annotations["alb.ingress.kubernetes.io/listen-ports"] = '[{"HTTPS": 443}]'
 
-    assert check(rules.k8s_ingress_tls, INGRESS, ingress(ALB_INGRESS, https_only)) == []
+    assert check(kubernetes.k8s_ingress_tls, INGRESS, ingress(ALB_INGRESS, https_only)) == []

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from policy import rules
+from policy.rules import s3
 from tests.policy.harness import Captured, capture, one, resource_violations, stack_violations
 
 BPA = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
@@ -18,12 +18,12 @@ VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 LOGGING = "aws:s3/bucketLogging:BucketLogging"
 
 POLICIES_WITH_FAILING_CASES = {
-    rules.s3_block_public_access.name,
-    rules.s3_tls_only_policy.name,
-    rules.s3_default_encryption.name,
-    rules.s3_versioning.name,
-    rules.s3_bucket_companions.name,
-    rules.s3_access_logging_in_prod.name,
+    s3.s3_block_public_access.name,
+    s3.s3_tls_only_policy.name,
+    s3.s3_default_encryption.name,
+    s3.s3_versioning.name,
+    s3.s3_bucket_companions.name,
+    s3.s3_access_logging_in_prod.name,
 }
 
 
@@ -36,11 +36,11 @@ def edit_policy(change: Callable[[dict[str, Any]], object]) -> Callable[[dict[st
     return apply
 
 
-@pytest.mark.parametrize("flag", rules.PUBLIC_ACCESS_FLAGS)
+@pytest.mark.parametrize("flag", s3.PUBLIC_ACCESS_FLAGS)
 @pytest.mark.parametrize("value", [False, None])
 def test_each_block_public_access_flag_is_required(flag: str, value: bool | None) -> None:
     bpa = one(capture("prod"), BPA, "artifacts-public-access-block")
-    assert resource_violations(rules.s3_block_public_access, bpa) == []
+    assert resource_violations(s3.s3_block_public_access, bpa) == []
 
     def change(raw: dict[str, Any]) -> None:
         if value is None:
@@ -48,21 +48,19 @@ def test_each_block_public_access_flag_is_required(flag: str, value: bool | None
         else:
             raw[flag] = value
 
-    (message,) = resource_violations(rules.s3_block_public_access, bpa.mutated(change))
+    (message,) = resource_violations(s3.s3_block_public_access, bpa.mutated(change))
     assert flag in message
 
 
 def test_account_level_block_public_access_is_checked_too() -> None:
-    props = {flag: True for flag in rules.PUBLIC_ACCESS_FLAGS}
+    props = {flag: True for flag in s3.PUBLIC_ACCESS_FLAGS}
     typ = "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock"
     assert (
-        resource_violations(rules.s3_block_public_access, Captured(typ, "acct", "urn:pulumi:prod::p::x::acct", props))
+        resource_violations(s3.s3_block_public_access, Captured(typ, "acct", "urn:pulumi:prod::p::x::acct", props))
         == []
     )
     props["ignorePublicAcls"] = False
-    assert resource_violations(
-        rules.s3_block_public_access, Captured(typ, "acct", "urn:pulumi:prod::p::x::acct", props)
-    )
+    assert resource_violations(s3.s3_block_public_access, Captured(typ, "acct", "urn:pulumi:prod::p::x::acct", props))
 
 
 TLS_BREAKERS: dict[str, Callable[[dict[str, Any]], object]] = {
@@ -81,8 +79,8 @@ TLS_BREAKERS: dict[str, Callable[[dict[str, Any]], object]] = {
 @pytest.mark.parametrize("bucket", ["artifacts-policy", "artifacts-logs-policy"])
 def test_tls_only_policy_fails_when_weakened(bucket: str, breaker: str) -> None:
     policy = one(capture("prod"), POLICY, bucket)
-    assert resource_violations(rules.s3_tls_only_policy, policy) == []
-    assert resource_violations(rules.s3_tls_only_policy, policy.mutated(edit_policy(TLS_BREAKERS[breaker])))
+    assert resource_violations(s3.s3_tls_only_policy, policy) == []
+    assert resource_violations(s3.s3_tls_only_policy, policy.mutated(edit_policy(TLS_BREAKERS[breaker])))
 
 
 def test_tls_only_policy_accepts_equivalent_forms() -> None:
@@ -94,12 +92,12 @@ def test_tls_only_policy_accepts_equivalent_forms() -> None:
         statement["Condition"]["Bool"]["aws:SecureTransport"] = False
 
     policy = one(capture("prod"), POLICY, "artifacts-policy")
-    assert resource_violations(rules.s3_tls_only_policy, policy.mutated(edit_policy(change))) == []
+    assert resource_violations(s3.s3_tls_only_policy, policy.mutated(edit_policy(change))) == []
 
 
 def test_tls_only_policy_that_is_not_json_fails() -> None:
     policy = one(capture("prod"), POLICY, "artifacts-policy")
-    (message,) = resource_violations(rules.s3_tls_only_policy, policy.mutated(lambda raw: raw.update(policy="{oops")))
+    (message,) = resource_violations(s3.s3_tls_only_policy, policy.mutated(lambda raw: raw.update(policy="{oops")))
     assert "not a JSON policy document" in message
 
 
@@ -120,9 +118,9 @@ ENCRYPTION_BREAKERS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] =
 @pytest.mark.parametrize("breaker", sorted(ENCRYPTION_BREAKERS))
 def test_default_encryption_fails_when_weakened(breaker: str) -> None:
     sse = one(capture("prod"), SSE, "artifacts-sse")
-    assert resource_violations(rules.s3_default_encryption, sse) == []
+    assert resource_violations(s3.s3_default_encryption, sse) == []
     change, expected = ENCRYPTION_BREAKERS[breaker]
-    (message,) = resource_violations(rules.s3_default_encryption, sse.mutated(change))
+    (message,) = resource_violations(s3.s3_default_encryption, sse.mutated(change))
     assert expected in message
 
 
@@ -130,15 +128,15 @@ def test_sse_s3_is_accepted() -> None:
     """The access-log bucket uses SSE-S3 (S3 cannot deliver access logs to SSE-KMS buckets)."""
     log_sse = one(capture("prod"), SSE, "artifacts-logs-sse")
     assert log_sse.raw["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
-    assert resource_violations(rules.s3_default_encryption, log_sse) == []
+    assert resource_violations(s3.s3_default_encryption, log_sse) == []
 
 
 @pytest.mark.parametrize("status", ["Suspended", "Disabled", None])
 def test_versioning_must_be_enabled(status: str | None) -> None:
     versioning = one(capture("dev"), VERSIONING, "artifacts-versioning")
-    assert resource_violations(rules.s3_versioning, versioning) == []
+    assert resource_violations(s3.s3_versioning, versioning) == []
     broken = versioning.mutated(lambda raw: raw["versioningConfiguration"].update(status=status))
-    (message,) = resource_violations(rules.s3_versioning, broken)
+    (message,) = resource_violations(s3.s3_versioning, broken)
     assert "Enabled" in message
 
 
@@ -155,7 +153,7 @@ def test_versioning_must_be_enabled(status: str | None) -> None:
 def test_a_bucket_missing_a_hardening_resource_fails(stack: str, companion: str, label: str) -> None:
     resources = [r for r in capture(stack) if r.name != f"mlflow-{stack}-{companion}"]
     assert len(resources) == len(capture(stack)) - 1
-    ((message, urn),) = stack_violations(rules.s3_bucket_companions, resources)
+    ((message, urn),) = stack_violations(s3.s3_bucket_companions, resources)
     assert label in message
     assert urn is not None and urn.endswith(f"::mlflow-{stack}-artifacts-bucket")
 
@@ -169,16 +167,16 @@ def test_hardening_resources_link_by_name_when_no_dependency_is_recorded() -> No
         return Captured(resource.typ, resource.name, resource.urn, {**resource.raw, "bucket": bucket}, {})
 
     resources = [named(r, "art") for r in capture("dev")]
-    assert stack_violations(rules.s3_bucket_companions, resources) == []
+    assert stack_violations(s3.s3_bucket_companions, resources) == []
     elsewhere = [named(r, "other") if r.typ == VERSIONING else r for r in resources]
-    ((message, _),) = stack_violations(rules.s3_bucket_companions, elsewhere)
+    ((message, _),) = stack_violations(s3.s3_bucket_companions, elsewhere)
     assert "BucketVersioning" in message
 
 
 def test_prod_bucket_without_access_logging_fails() -> None:
     """Without the BucketLogging the log bucket is no log target either: both are reported."""
     resources = [r for r in capture("prod") if r.typ != LOGGING]
-    found = stack_violations(rules.s3_access_logging_in_prod, resources)
+    found = stack_violations(s3.s3_access_logging_in_prod, resources)
     assert all("server access logging" in message for message, _ in found)
     assert sorted(str(urn).rsplit("::", 1)[-1] for _, urn in found) == [
         "mlflow-prod-artifacts-bucket",
@@ -195,14 +193,14 @@ def test_the_log_bucket_itself_needs_no_logging_but_the_artifact_bucket_does() -
         logging.typ, logging.name, logging.urn, logging.raw, {"bucket": ["mlflow-prod-artifacts-logs-bucket"]}
     )
     resources = [rewired if r.name == logging.name else r for r in capture("prod")]
-    found = stack_violations(rules.s3_access_logging_in_prod, resources)
+    found = stack_violations(s3.s3_access_logging_in_prod, resources)
     assert [urn.rsplit("::", 1)[-1] for _, urn in found if urn] == ["mlflow-prod-artifacts-bucket"]
 
 
 def test_access_logging_is_required_only_in_production_stacks() -> None:
     dev = capture("dev")
     assert not any(r.typ == LOGGING for r in dev)
-    assert stack_violations(rules.s3_access_logging_in_prod, dev) == []
+    assert stack_violations(s3.s3_access_logging_in_prod, dev) == []
     # Which stacks are production is policy configuration (--policy-pack-config).
-    found = stack_violations(rules.s3_access_logging_in_prod, dev, config={"prodStacks": ["dev"]})
+    found = stack_violations(s3.s3_access_logging_in_prod, dev, config={"prodStacks": ["dev"]})
     assert len(found) == 1

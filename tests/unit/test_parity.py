@@ -40,7 +40,7 @@ def eks() -> TargetParameters:
 
 
 def local() -> TargetParameters:
-    """Shaped like ``localplatform.components.target_parameters`` on this machine; loopback
+    """Shaped like ``localplatform.target.target_parameters`` on this machine; loopback
     addresses are made distinct so each value maps back to exactly one parameter."""
     return TargetParameters(
         database_host="127.0.0.11",

@@ -33,10 +33,11 @@ import pytest
 import requests
 
 from localplatform import LocalPlatform, PlatformOptions
-from localplatform.components import SERVER, pgbouncer_auth_file
+from localplatform.context import SERVER
 from localplatform.mlflow_venv import ensure_previous_mlflow, previous_mlflow_version
-from localplatform.platform import ADMIN_USERNAME
+from localplatform.target import pgbouncer_auth_file
 from rendering.database_bootstrap import NO_STATEMENT_LOGGING, PgPassEntry, render_pgpass
+from rendering.names import ADMIN_USERNAME
 from rendering.pgbouncer import AuthUser, render_auth_file
 from rendering.scram import scram_sha256_verifier
 from rendering.versions import mlflow_version

@@ -1,4 +1,7 @@
-"""Each component of the local platform: its files and its supervisor step.
+"""Each component of the local platform: its files and its supervisor step (``*_step``).
+
+What the steps are built from is :class:`localplatform.context.Context`; the server side they
+write is rendered once, in :mod:`localplatform.target`.
 
 Every server-side file comes from :func:`rendering.server_side.render_server_side` — the same
 composition the EKS pod uses — called with the local :class:`TargetParameters` (loopback
@@ -21,137 +24,24 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 
-from rendering.database_bootstrap import PostgresEndpoint, libpq_dsn
-from rendering.ingress import IngressSettings
-from rendering.mlflow_server import MLFLOW_BASIC_AUTH_APP, PLATFORM_APP, S3Client
-from rendering.pools import CapacityInputs, plan_pools
-from rendering.postgres import (
-    PostgresTuning,
-    default_max_connections,
-    local_postgres_settings,
-    max_connections_for,
-    render_postgres_parameters,
-)
+from rendering.database_bootstrap import libpq_dsn
+from rendering.postgres import PostgresTuning, local_postgres_settings, render_postgres_parameters
 from rendering.proxy import ProxySite, ProxyTls, render_proxy_conf
-from rendering.server_side import PGBOUNCER_HOST, PlatformSettings, ServerSide, TargetParameters, render_server_side
-from rendering.server_side import PlatformSecrets as ServerSideSecrets
-from rendering.units import MIB
-from stackconfig.schema import ArtifactsConfig, ServerConfig
+from rendering.server_side import ServerSide
 
 from .binaries import Binaries
-from .errors import PlatformError
+from .context import BUCKET, LOCAL_INGRESS, LOOPBACK, PROJECT_ROOT, PUBLIC_HOST, REGION, RUN_BOOTSTRAP, Context, aws_env
+from .errors import PlatformError, raise_if_failed
 from .layout import StateLayout
-from .options import PlatformOptions
 from .plan import Check, Step
-from .secrets_store import PlatformSecrets
+from .target import pgbouncer_auth_file, prometheus_dir, server_endpoint
 from .tls import ensure_leaf
-from .users import RunAs, identity_for, make_dir, write_file
+from .users import identity_for, make_dir, write_file
 
-LOOPBACK = "127.0.0.1"
-PUBLIC_HOST = "localhost"
-"""What clients use: resolvable everywhere (an unknown name makes MLflow clients hang in DNS)."""
-BUCKET = "mlflow-local-artifacts"
-REGION = "us-east-1"
-SERVER = ServerConfig()
-"""The stack's server defaults (in-flight admission limit, auth cache TTL) apply locally too."""
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RUN_BOOTSTRAP = PROJECT_ROOT / "images" / "tracking-server" / "run_bootstrap.py"
-"""The bootstrap/migration runner the EKS migration Job runs from the image."""
-LOCAL_INGRESS = IngressSettings(hsts_max_age_s=0)
-"""The shared ingress settings; only HSTS is off locally (it would pin every localhost port)."""
-
-
-@dataclass(frozen=True)
-class Context:
-    options: PlatformOptions
-    layout: StateLayout
-    binaries: Binaries
-    secrets: PlatformSecrets
-    ports: dict[str, int]
-    me: RunAs
-    svc: RunAs
-    mlflow_python: Path
-
-    @property
-    def svc_user(self) -> str | None:
-        """The account to name in a Step (None when it is us)."""
-        return None if self.svc.is_current else self.svc.name
-
-    @property
-    def artifacts(self) -> ArtifactsConfig:
-        return ArtifactsConfig(access_mode=self.options.access_mode)
-
-    @property
-    def artifact_root(self) -> str:
-        return f"s3://{BUCKET}/{self.artifacts.prefix}"
-
-    @property
-    def s3_endpoint(self) -> str:
-        return f"https://{LOOPBACK}:{self.ports['s3']}"
-
-    @property
-    def url(self) -> str:
-        return f"https://{PUBLIC_HOST}:{self.ports['https']}"
-
-    @property
-    def python_env(self) -> dict[str, str]:
-        return {"PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1"}
-
-    @property
-    def platform_settings(self) -> PlatformSettings:
-        return PlatformSettings(
-            access_mode=self.options.access_mode,
-            in_flight_per_worker=self.options.in_flight_per_worker,
-            auth_cache_ttl_seconds=SERVER.auth_cache_ttl_seconds,
-            basic_auth=self.options.auth != "off",
-            tracking_store=self.options.tracking_store,
-            # The platform app is built against the pinned MLflow's basic-auth tables; MLflow's
-            # own app for its shipped defaults (a comparison) and for another MLflow installation.
-            server_app=(
-                MLFLOW_BASIC_AUTH_APP
-                if self.options.auth == "mlflow-defaults" or self.options.mlflow_python is not None
-                else PLATFORM_APP
-            ),
-            teams=self.options.teams,
-        )
-
-
-# -- capacity and PostgreSQL -----------------------------------------------------------------
-
-
-def required_max_connections(options: PlatformOptions) -> int:
-    """max_connections the pool plan needs for one local replica (or, without PgBouncer, what
-    every SQLAlchemy engine of the server may open, plus the plan's reserved connections)."""
-    plan = plan_pools(
-        CapacityInputs(
-            max_replicas=1,
-            workers_per_replica=options.workers,
-            in_flight_per_worker=options.in_flight_per_worker,
-            database_max_connections=1_000_000,
-        )
-    )
-    if options.pooler == "pgbouncer":
-        return plan.database_connections_at_max_scale
-    per_engine = plan.sqlalchemy_pool_size + plan.sqlalchemy_max_overflow
-    engines = 3 * (options.workers + 1)  # tracking, registry, auth; each worker + the `mlflow server` parent
-    return engines * per_engine + (plan.database_connections_at_max_scale - plan.database_connections_per_replica)
-
-
-def postgres_tuning(options: PlatformOptions) -> PostgresTuning:
-    """The RDS parameter group's tuning function, for a local memory budget.
-
-    Without an explicit ``max_connections`` the memory-derived value (as on RDS) is raised to
-    what the pool plan needs, so the default start never fails the capacity check; an explicit
-    value too small for the plan fails with the plan's message instead.
-    """
-    memory = options.postgres_memory_mb * MIB
-    max_connections = options.max_connections
-    if max_connections is None:
-        max_connections = max(default_max_connections(memory), required_max_connections(options))
-    return PostgresTuning(memory_bytes=memory, max_connections=max_connections)
+# -- PostgreSQL -------------------------------------------------------------------------------
 
 
 def _pg_literal(value: str) -> str:
@@ -264,89 +154,10 @@ def _initdb_if_needed(ctx: Context) -> None:
         )
     finally:
         pwfile.unlink(missing_ok=True)
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise PlatformError(f"initdb failed: {last}")
+    raise_if_failed(result, "initdb")
 
 
-# -- the server side, rendered once ----------------------------------------------------------
-
-
-def pgbouncer_auth_file(layout: StateLayout) -> Path:
-    return layout.pgbouncer_dir / "userlist.txt"
-
-
-def prometheus_dir(layout: StateLayout) -> Path:
-    """The server's Prometheus multiprocess directory (an emptyDir in the pod): emptied at
-    each start, as a new pod's would be, so no samples of dead workers are served."""
-    return layout.mlflow_dir / "prometheus"
-
-
-def target_parameters(ctx: Context, tuning: PostgresTuning) -> TargetParameters:
-    """Everything that differs between this machine and an EKS pod — and nothing else."""
-    python = str(ctx.mlflow_python)
-    return TargetParameters(
-        database_host=LOOPBACK,
-        database_port=ctx.ports["postgres"],
-        database_ca_file=str(ctx.layout.svc_ca_cert),
-        pgbouncer_port=ctx.ports.get("pgbouncer", 0),
-        pgbouncer_version=ctx.binaries.pgbouncer_version,
-        pgbouncer_auth_file=str(pgbouncer_auth_file(ctx.layout)),
-        server_bind_host=LOOPBACK,
-        server_port=ctx.ports["mlflow"],
-        public_host_names=(PUBLIC_HOST, LOOPBACK),
-        public_ports=(ctx.ports["https"], ctx.ports["mlflow"]),
-        auth_config_path=str(ctx.layout.auth_ini),
-        server_pgpassfile=str(ctx.layout.server_pgpass),
-        migrator_pgpassfile=str(ctx.layout.migrator_pgpass),
-        artifact_root=ctx.artifact_root,
-        s3=S3Client(endpoint_url=ctx.s3_endpoint, ca_bundle=str(ctx.layout.ca_cert), region=REGION),
-        mlflow_command=(python, "-m", "mlflow"),
-        python_command=(python,),
-        workers=ctx.options.workers,
-        max_replicas=1,
-        database_max_connections=max_connections_for(tuning),
-        prometheus_dir=str(prometheus_dir(ctx.layout)),
-        pooled=ctx.options.pooler == "pgbouncer",
-        pgbouncer_listen_host=LOOPBACK,  # nothing probes it from outside here: loopback only
-        teams_file=str(ctx.layout.teams_file),
-    )
-
-
-def render_local_server_side(ctx: Context, tuning: PostgresTuning) -> ServerSide:
-    s = ctx.secrets
-    secrets = ServerSideSecrets(
-        app_role_password=s.db_app_password,
-        app_role_salt=s.app_salt_bytes,
-        migrator_password=s.db_superuser_password,
-        flask_secret_key=s.flask_secret_key,
-        admin_password=s.admin_password if ctx.options.auth != "off" else None,
-        aws_access_key_id=s.aws_access_key_id,
-        aws_secret_access_key=s.aws_secret_access_key,
-        stats_password=s.pgbouncer_stats_password if ctx.options.pooler == "pgbouncer" else None,
-        stats_salt=s.stats_salt_bytes if ctx.options.pooler == "pgbouncer" else None,
-    )
-    try:
-        side = render_server_side(target_parameters(ctx, tuning), ctx.platform_settings, secrets)
-    except ValueError as error:  # PoolSizingError and the renderers' validation errors
-        raise PlatformError(str(error)) from None
-    if ctx.options.auth == "mlflow-defaults":
-        env = {k: v for k, v in side.launch.env.items() if k != "MLFLOW_AUTH_CONFIG_PATH"}
-        side = replace(side, launch=replace(side.launch, env=env))
-    return side
-
-
-def direct_endpoint(ctx: Context) -> PostgresEndpoint:
-    return PostgresEndpoint(LOOPBACK, ctx.ports["postgres"], "verify-full", str(ctx.layout.ca_cert))
-
-
-def server_endpoint(ctx: Context) -> PostgresEndpoint:
-    if ctx.options.pooler == "pgbouncer":
-        return PostgresEndpoint(PGBOUNCER_HOST, ctx.ports["pgbouncer"], "disable")
-    return direct_endpoint(ctx)
-
-
-# -- PgBouncer ---------------------------------------------------------------------------------
+# -- PgBouncer --------------------------------------------------------------------------------
 
 
 def pgbouncer_step(ctx: Context, side: ServerSide) -> Step:
@@ -390,7 +201,7 @@ def pgbouncer_exporter_step(ctx: Context, side: ServerSide) -> Step:
     )
 
 
-# -- bootstrap and migrations ----------------------------------------------------------------
+# -- bootstrap and migrations -----------------------------------------------------------------
 
 
 def bootstrap_steps(ctx: Context, side: ServerSide) -> list[Step]:
@@ -432,16 +243,7 @@ def bootstrap_steps(ctx: Context, side: ServerSide) -> list[Step]:
     return [bootstrap, check]
 
 
-# -- S3 emulator -----------------------------------------------------------------------------
-
-
-def aws_env(ctx: Context, ca_bundle: str) -> dict[str, str]:
-    return {
-        "AWS_ACCESS_KEY_ID": ctx.secrets.aws_access_key_id,
-        "AWS_SECRET_ACCESS_KEY": ctx.secrets.aws_secret_access_key,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_CA_BUNDLE": ca_bundle,
-    }
+# -- S3 emulator ------------------------------------------------------------------------------
 
 
 def s3_steps(ctx: Context) -> list[Step]:
@@ -494,7 +296,7 @@ def s3_steps(ctx: Context) -> list[Step]:
     return [server, bucket]
 
 
-# -- MLflow server ---------------------------------------------------------------------------
+# -- MLflow server ----------------------------------------------------------------------------
 
 
 def mlflow_step(ctx: Context, side: ServerSide) -> Step:
@@ -521,7 +323,7 @@ def mlflow_step(ctx: Context, side: ServerSide) -> Step:
     )
 
 
-# -- TLS proxy -------------------------------------------------------------------------------
+# -- TLS proxy --------------------------------------------------------------------------------
 
 
 def nginx_conf_path(layout: StateLayout) -> Path:

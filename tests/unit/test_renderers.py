@@ -1,6 +1,7 @@
 """Fast checks (no processes) of the renderers the local target and the cloud share, and of the
-local platform's pure helpers. The module tests next to it prove the same output against the
-real programs."""
+local platform's pure helpers. tests/local proves the same output against the real programs
+(moved here from tests/local so that ``make test-unit`` runs them; the one check that runs the
+installed ``postgres`` binary stayed there, in test_postgres_contexts.py)."""
 
 from __future__ import annotations
 
@@ -341,22 +342,3 @@ def test_fixed_busy_port_fails_and_previous_ports_are_reused() -> None:
         assert ports["https"] != busy and notes
     ports, _ = allocate(["https"], {}, {"https": busy})
     assert ports["https"] == busy
-
-
-def test_rds_apply_types_match_the_postgres_contexts() -> None:
-    """rendering.rds_parameters says which parameters are static; PostgreSQL itself says which
-    need a restart (context ``postmaster``). Checked against the installed server's own table."""
-    import subprocess
-
-    from rendering.rds_parameters import RDS_PARAMETER_FACTS
-
-    pg_bin, major = find_pg_bin()
-    described = subprocess.run(
-        [str(pg_bin / "postgres"), "--describe-config"], capture_output=True, text=True, check=True
-    ).stdout
-    contexts = {line.split("\t")[0]: line.split("\t")[1] for line in described.splitlines() if "\t" in line}
-    community = {name: facts for name, facts in RDS_PARAMETER_FACTS.items() if not name.startswith("rds.")}
-    assert set(community) <= set(contexts)
-    for name, facts in community.items():
-        expected = "static" if contexts[name] == "postmaster" else "dynamic"
-        assert (name, facts.apply_type_for(major)) == (name, expected)
