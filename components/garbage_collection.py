@@ -48,13 +48,11 @@ from rendering.database_bootstrap import PgPassEntry, PostgresEndpoint, render_p
 from rendering.eks_pod import APP, PROXY_PORT, RDS_CA_IN_IMAGE, RUN_DIR, SERVICE_PORT
 from rendering.gc import GcLaunch, GcSecrets, GcSettings, render_gc
 from rendering.mlflow_server import ArtifactAccessMode, S3Client
-from rendering.server_side import PlatformSettings
+from rendering.names import ADMIN_USERNAME, APP_ROLE
 from stackconfig.schema import GarbageCollectionConfig, ServerConfig
 
 SERVICE_ACCOUNT = f"{APP}-gc"
 SECRET = f"{APP}-gc"
-APP_ROLE = PlatformSettings.app_role
-ADMIN = PlatformSettings.admin_username
 
 
 class GarbageCollectionArgs(TypedDict):
@@ -96,7 +94,7 @@ def gc_launch(
             tracking_uri=f"http://{APP}.{namespace}.svc.cluster.local:{SERVICE_PORT}" if proxied else None,
             s3=S3Client(region=region),
         ),
-        GcSecrets(ADMIN, admin_password) if proxied and admin_password is not None else None,
+        GcSecrets(ADMIN_USERNAME, admin_password) if proxied and admin_password is not None else None,
     )
 
 
@@ -196,7 +194,7 @@ class GarbageCollection(pulumi.ComponentResource):
         secret_env: list[dict[str, Any]] = []
         if mode == "proxied":
             secret_env = [
-                {"name": "MLFLOW_TRACKING_USERNAME", "value": ADMIN},
+                {"name": "MLFLOW_TRACKING_USERNAME", "value": ADMIN_USERNAME},
                 {
                     "name": "MLFLOW_TRACKING_PASSWORD",
                     "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "MLFLOW_TRACKING_PASSWORD"}},

@@ -29,6 +29,7 @@ from components.outputs import all_named
 from rendering.eks_pod import pod_target
 from rendering.ingress import IngressSettings
 from rendering.mlflow_server import ArtifactAccessMode
+from rendering.names import TRACKING_DATABASE
 from rendering.ownership import TeamOwnership
 from rendering.server_side import PlatformSecrets, PlatformSettings, ServerSide, render_server_side
 from stackconfig.schema import MonitoringConfig, RotationConfig, ServerConfig, ServiceAccountRef
@@ -216,7 +217,7 @@ class TrackingServer(pulumi.ComponentResource):
                     access_mode=args["access_mode"],
                     in_flight_per_worker=settings.in_flight_per_worker,
                     auth_cache_ttl_seconds=settings.auth_cache_ttl_seconds,
-                    tracking_database=args.get("database_name", "mlflow"),
+                    tracking_database=args.get("database_name", TRACKING_DATABASE),
                     migrator_role=database["master_username"],
                     teams=tuple(args.get("teams", ())),
                 ),

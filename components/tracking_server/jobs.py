@@ -20,7 +20,7 @@ from components.pod_toolkit import (
     stage_secrets_container,
 )
 from rendering.eks_pod import RUN_DIR
-from rendering.server_side import PlatformSettings
+from rendering.names import ADMIN_USERNAME
 from stackconfig.schema import ServerConfig
 
 from .common import ADMIN_PASSWORD_LABELS, MIGRATION_LABELS, Rendered
@@ -131,7 +131,7 @@ def admin_password_job(
             "python",
             ADMIN_PASSWORD_RUNNER,
             f"https://{settings.host}",
-            PlatformSettings.admin_username,
+            ADMIN_USERNAME,
             f"{RUN_DIR}/admin-password",
             f"{RUN_DIR}/previous-admin-password",
         ],

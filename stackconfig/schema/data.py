@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rendering.mlflow_server import ArtifactAccessMode
+from rendering.names import MIGRATOR_ROLE, TRACKING_DATABASE
 from rendering.postgres import (
     DEFAULT_IDLE_IN_TRANSACTION_SESSION_TIMEOUT_MS,
     DEFAULT_LOG_MIN_DURATION_STATEMENT_MS,
@@ -105,11 +106,11 @@ class DatabaseConfig:
         ),
     )
     database_name: str = field(
-        default="mlflow",
+        default=TRACKING_DATABASE,
         metadata=key("The tracking database.", pattern=p.PG_IDENTIFIER, expected="a lowercase PostgreSQL identifier"),
     )
     master_username: str = field(
-        default="mlflow_admin",
+        default=MIGRATOR_ROLE,
         metadata=key(
             "The RDS master user (the migrator); its password is generated and kept as a stack secret.",
             pattern=p.PG_IDENTIFIER,
