@@ -40,6 +40,8 @@ def snapshot(stack: str, mode: str) -> dict[str, Any]:
         "urns": sorted(mocks.engine_urns),
         "aliases": {urn: sorted(set(aliases)) for urn, aliases in mocks.aliases.items()},
         "resources": {r.urn: r.inputs for r in mocks.resources},
+        "dependencies": mocks.engine_dependencies,
+        "ignore_changes": mocks.engine_ignore_changes,
         "outputs": outputs,
     }
 
@@ -86,6 +88,10 @@ def compare(before: Path, after: Path) -> list[str]:
         for urn in sorted(set(old["resources"]) & set(new["resources"])):
             if old["resources"][urn] != new["resources"][urn]:
                 problems.append(f"{name}: inputs differ: {urn}")
+        for part in ("dependencies", "ignore_changes"):
+            for urn in sorted(set(old[part]) | set(new[part])):
+                if urn in new["urns"] and old[part].get(urn) != new[part].get(urn):
+                    problems.append(f"{name}: {part.replace('_', ' ')} differ: {urn}")
         if old["outputs"] != new["outputs"]:
             keys = set(old["outputs"]) | set(new["outputs"])
             changed = sorted(k for k in keys if old["outputs"].get(k) != new["outputs"].get(k))
@@ -107,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         write_urns()
         return 0
     problems = compare(*args.compare)
-    print("\n".join(problems) if problems else "identical: URNs, inputs and outputs of every stack and mode")
+    identical = "identical: URNs, inputs, dependencies, ignore_changes and outputs of every stack and mode"
+    print("\n".join(problems) if problems else identical)
     return 1 if problems else 0
 
 

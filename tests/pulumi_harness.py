@@ -90,6 +90,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
     """Engine URN -> the alias URNs it declares (what keeps a moved resource from being replaced)."""
     registering: threading.local = field(default_factory=threading.local)
     """The engine URN of the registration in progress on this thread (set by the monitor)."""
+    engine_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    """Engine URN -> the engine URNs it waits for (``depends_on`` and inputs)."""
+    engine_ignore_changes: dict[str, list[str]] = field(default_factory=dict)
+    """Engine URN -> its ``ignore_changes`` paths (only resources that have some)."""
     engine_urns: list[str] = field(default_factory=list)
     """The URN the Pulumi engine would give each registered resource, components included (see
     :class:`RecordingMonitor`)."""
@@ -225,6 +229,8 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.recording = mocks
+        self.engine_urn_of: dict[str, str] = {}
+        """Mock URN -> engine URN (a dependency is registered before whatever waits for it)."""
         self.qualified_types: dict[str, str] = {}
         """Mock URN -> the engine's qualified type of that resource ("" for the root stack)."""
 
@@ -258,7 +264,11 @@ class RecordingMonitor(MockMonitor):
         self.recording.ignore_changes[request.name] = list(request.ignoreChanges)
         self.qualified_types[response.urn] = qualified
         if qualified:
+            self.engine_urn_of[response.urn] = urn
             self.recording.engine_urns.append(urn)
+            self.recording.engine_dependencies[urn] = sorted(self.engine_urn_of.get(u, u) for u in urns)
+            if request.ignoreChanges:
+                self.recording.engine_ignore_changes[urn] = sorted(request.ignoreChanges)
             aliases = [*request.aliasURNs, *(self._alias_urn(alias, request) for alias in request.aliases)]
             if aliases:
                 self.recording.aliases[urn] = aliases
