@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,38 +63,54 @@ def _with(argv: list[str], flag: str, value: str) -> list[str]:
 
 
 @contextmanager
-def extra_server(platform: LocalPlatform, app_name: str, log: Path) -> Iterator[Server]:
+def extra_servers(
+    platform: LocalPlatform, apps: Sequence[str | None], logs: Path, workers: int = 1
+) -> Iterator[list[Server]]:
+    """One server per entry of ``apps``, started at once. ``None``: no ``--app-name`` at all,
+    MLflow without authentication (comparisons only)."""
     pid = platform.component("mlflow").pid
     assert pid is not None, "the platform's MLflow server is not running"
-    argv, env, cwd, uid = _proc(pid)
-    assert "--app-name" in argv, argv
-    if "--expose-prometheus" in argv:  # its multiprocess directory belongs to the platform's server
-        at = argv.index("--expose-prometheus")
-        del argv[at : at + 2]
+    base, env, cwd, uid = _proc(pid)
+    assert "--app-name" in base, base
+    if "--expose-prometheus" in base:  # its multiprocess directory belongs to the platform's server
+        at = base.index("--expose-prometheus")
+        del base[at : at + 2]
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    port = _free_port()
-    argv = _with(_with(_with(argv, "--app-name", app_name), "--port", str(port)), "--workers", "1")
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # the platform's own command line
-            argv, env=env, cwd=cwd, user=uid, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Server(app_name, f"http://127.0.0.1:{port}", process.pid)
+    started: list[tuple[subprocess.Popen[bytes], Server, Path]] = []
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, f"{app_name} server exited:\n{log.read_text()[-3000:]}"
-            try:
-                if server.request("GET", "/health", None).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, f"{app_name} server not healthy in 120 s:\n{log.read_text()[-3000:]}"
-            time.sleep(0.5)
-        yield server
+        for n, app_name in enumerate(apps):
+            port = _free_port()
+            argv = list(base)
+            if app_name is None:
+                at = argv.index("--app-name")
+                del argv[at : at + 2]
+            else:
+                argv = _with(argv, "--app-name", app_name)
+            argv = _with(_with(argv, "--port", str(port)), "--workers", str(workers))
+            log = logs / f"server-{n}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(  # the platform's own command line
+                    argv, env=env, cwd=cwd, user=uid, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            started.append((process, Server(app_name or "no auth", f"http://127.0.0.1:{port}", process.pid), log))
+        deadline = time.monotonic() + 180
+        for process, server, log in started:
+            while True:
+                assert process.poll() is None, f"{server.label} server exited:\n{log.read_text()[-3000:]}"
+                try:
+                    if server.request("GET", "/health", None).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline, f"{server.label} not healthy in 180 s:\n{log.read_text()[-3000:]}"
+                time.sleep(0.5)
+        yield [server for _, server, _ in started]
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        for process, _, _ in started:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process, _, _ in started:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
