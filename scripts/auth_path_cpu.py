@@ -24,6 +24,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -100,7 +101,7 @@ class Tally:
 
 
 def prepare(server: Server, admin: tuple[str, str]) -> str:
-    def call(method: str, path: str, body: dict[str, object]) -> dict[str, object]:
+    def call(method: str, path: str, body: Mapping[str, object]) -> dict[str, object]:
         response = server.request(method, path, admin, json=body)
         if response.status_code != 200:
             raise PlatformError(f"{path}: {response.status_code} {response.text[:300]}")
