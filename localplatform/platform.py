@@ -423,9 +423,9 @@ class LocalPlatform:
         if parts < MINIMUM_MLFLOW_VERSION:
             minimum = ".".join(map(str, MINIMUM_MLFLOW_VERSION))
             raise PlatformError(f"MLflow {version} is too old for this platform (needs >= {minimum}, no default admin)")
-        if self.options.tracking_store == "set-based":
+        if self.options.store == "set-based":
             self._check_tracking_store(python)
-        if self.options.auth == "ours" and self.options.mlflow_python is None:
+        if self.options.auth == "ours" and self.options.server == "platform" and self.options.mlflow_python is None:
             self._check_server_app(python)
         return python
 
