@@ -7,6 +7,7 @@ Bounded by design: ``rounds × cells × seconds`` of load (the defaults: 3 × 36
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform as host
 import shutil
@@ -18,9 +19,10 @@ from typing import Any
 from localplatform.errors import PlatformError
 from localplatform.options import SERVER_VARIANTS
 
-from . import report, runner
-from .load import load_processes
-from .scenarios import IDENTITIES, SCENARIOS, IdentityName, cells, variant_for
+from . import profile, report, runner
+from .load import LoadProcesses, load_processes
+from .runner import Say
+from .scenarios import IDENTITIES, SCENARIOS, Cell, IdentityName, Variant, cells, variant_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +43,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--identity", action="append", default=None, metavar="NAME", help=f"only these: {', '.join(IDENTITIES)}"
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the rounds, sample the platform's server with py-spy under the job user's batches and "
+        "single metrics (collapsed stacks and a summary in --out)",
     )
     p.add_argument("--quiet", action="store_true")
     return p
@@ -86,16 +94,51 @@ def main(argv: list[str] | None = None) -> int:
                 runner.warm_up(platform)
             say(f"{len(table)} cells × {args.rounds} rounds × {args.seconds:g} s, {args.processes} load processes")
             result = runner.run(running, table, load, args.rounds, args.seconds, say)
+            profiles = profile_platform(running, table, load, args, say) if args.profile else {}
     except PlatformError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
     rows = [report.row_from(t) for t in result.tallies]
-    text = report.write(rows, meta(args, result), args.out)
+    text = report.write(rows, {**meta(args, result), "profiles": profiles}, args.out)
     print(text)
     print(f"written to {args.out}/ (results.json, results.md, results.png)")
     return 0
+
+
+PROFILED = ("batch-10x100", "batch-1000-keys", "log-metric")
+PROFILE_FIRST_REQUEST = 10_000_000
+"""Far past every round's requests, so the profiled batches still carry new steps."""
+
+
+def profile_platform(
+    running: dict[Variant, runner.Platform], table: list[Cell], load: LoadProcesses, args: argparse.Namespace, say: Say
+) -> dict[str, dict[str, object]]:
+    """py-spy over the platform's MLflow server while each of :data:`PROFILED` runs as the job user."""
+    out: dict[str, dict[str, object]] = {}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for cell in table:
+        if cell.scenario.slug not in PROFILED or cell.identity != "job user" or cell.server != "platform":
+            continue
+        platform = running[cell.variant]
+        pid = platform.instance.component("mlflow").pid
+        if pid is None or not profile.py_spy().exists():
+            say("profile: no MLflow server pid or no py-spy; skipped")
+            return out
+        raw = args.out / f"profile-{cell.scenario.slug}.collapsed"
+        say(f"profile: {cell.scenario.name}, job user, platform")
+        per_process = max(1, math.ceil(cell.scenario.per_process_rate * args.seconds * 2))
+        profile.record(
+            pid,
+            raw,
+            lambda cell=cell, platform=platform, n=per_process: runner.measure_cell(
+                platform, cell, load, PROFILE_FIRST_REQUEST, n, args.seconds * 2
+            ),
+        )
+        with raw.open() as lines:
+            out[cell.scenario.name] = profile.summarise(profile.stacks(lines))
+    return out
 
 
 def meta(args: argparse.Namespace, result: runner.RunResult) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from .measure import split
 from .scenarios import LOG_BATCH_10X100, LOG_BATCH_1000_KEYS, LOG_METRIC, SCENARIOS
 
 PLATFORM, STOCK, JOB_USER = "platform", "stock", "job user"
+ERROR_CHARS = 240
+"""Of the first error of a failing cell, in the Markdown (the JSON keeps the first few whole)."""
 
 
 @dataclass(frozen=True)
@@ -207,10 +209,18 @@ def markdown(rows: Sequence[Row], meta: dict[str, Any]) -> str:
             "For `rendering/capacity.py` (the platform, as a job user, pod CPU): "
             + ", ".join(f"`{k}={v}`" for k, v in figures.items()),
         ]
+    for name, summary in (meta.get("profiles") or {}).items():
+        lines += ["", f"## Profile: {name}, job user, platform ({summary.get('samples', 0)} busy samples)", ""]
+        lines += [f"- {share:.0%} {category}" for category, share in summary.get("categories", {}).items()]
+        lines += ["", "Top leaf functions: " + "; ".join(f"{f} {s:.0%}" for f, s in summary.get("leaves", []))]
     failures = [r for r in rows if r.errors]
     if failures:
         lines += ["", "## Errors (first few per cell)", ""]
-        lines += [f"- {r.scenario} / {r.identity} / {r.server}: {'; '.join(r.errors)}" for r in failures]
+        lines += [
+            f"- {r.scenario} / {r.identity} / {r.server}: {r.failed} failed, e.g. "
+            + " ".join(r.errors[0].split())[:ERROR_CHARS]
+            for r in failures
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -193,19 +193,21 @@ def platforms(
         with ThreadPoolExecutor(len(instances)) as starting:
             for future in [starting.submit(i.start) for i in instances.values()]:
                 future.result()
-        started = {}
-        for variant, instance in instances.items():
-            env = instance.client_env()
-            user, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
-            started[variant] = Platform(
-                variant=variant,
-                instance=instance,
-                url=env["MLFLOW_TRACKING_URI"],
-                ca_file=env["MLFLOW_TRACKING_SERVER_CERT_PATH"],
-                admin=_basic(user, password) if user and password else None,
-                client_env=env,
-            )
-        yield started
+        yield {variant: attach(variant, instance) for variant, instance in instances.items()}
+
+
+def attach(variant: Variant, instance: LocalPlatform) -> Platform:
+    """A running platform as the benchmark reaches it (its URL, CA and admin from ``mlflow.env``)."""
+    env = instance.client_env()
+    user, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
+    return Platform(
+        variant=variant,
+        instance=instance,
+        url=env["MLFLOW_TRACKING_URI"],
+        ca_file=env["MLFLOW_TRACKING_SERVER_CERT_PATH"],
+        admin=_basic(user, password) if user and password else None,
+        client_env=env,
+    )
 
 
 def measure_cell(
@@ -264,4 +266,4 @@ def _servers_reversed(table: list[Cell]) -> list[Cell]:
     return out
 
 
-__all__ = ["SCENARIOS", "Platform", "RunResult", "Tally", "platforms", "prepare", "run"]
+__all__ = ["SCENARIOS", "Platform", "RunResult", "Tally", "attach", "platforms", "prepare", "run", "warm_up"]

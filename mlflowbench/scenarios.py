@@ -44,7 +44,7 @@ class Scenario:
     steps: int = 0
     """Steps per key per request."""
     client: Client = "rest"
-    per_process_rate: float = 400.0
+    per_process_rate: float = 150.0
     """Upper bound on one load process's requests per second: how many bodies to encode ahead
     (a process that runs out stops early, which shows as a shorter measured time)."""
 
@@ -66,7 +66,7 @@ LOG_BATCH_10X100 = Scenario(
     "metrics",
     keys=10,
     steps=100,
-    per_process_rate=40,
+    per_process_rate=15,
 )
 LOG_BATCH_1000_KEYS = Scenario(
     "batch-1000-keys",
@@ -76,7 +76,7 @@ LOG_BATCH_1000_KEYS = Scenario(
     "metrics",
     keys=1000,
     steps=1,
-    per_process_rate=30,
+    per_process_rate=12,
 )
 LOG_METRIC = Scenario(
     "log-metric", "one metric per request", "POST", f"{API}/runs/log-metric", "requests", keys=1, steps=1
@@ -92,7 +92,7 @@ CLIENT_LOG_BATCH = Scenario(
     keys=10,
     steps=100,
     client="mlflow",
-    per_process_rate=40,
+    per_process_rate=15,
 )
 
 SCENARIOS: tuple[Scenario, ...] = (

@@ -211,3 +211,28 @@ def test_a_bad_server_option_is_one_clear_problem():
 
     problems = option_problems(PlatformOptions(state_dir=Path("/x"), server="vanilla"))  # type: ignore[arg-type]
     assert problems == ["server must be one of platform, stock, got 'vanilla'"]
+
+
+def test_profile_summary_shares_categories_and_leaf_functions():
+    from mlflowbench import profile
+
+    collapsed = profile.stacks(
+        [
+            "process 1;handler (/v/mlflow/server/handlers.py:1);check (/v/mlflow/server/auth/__init__.py:2) 30\n",
+            "process 1;handler (/v/mlflow/server/handlers.py:1);parse_dict (/v/google/protobuf/json_format.py:3) 20\n",
+            "process 1;handler (/v/mlflow/server/handlers.py:1);log_batch (/v/mlflow_platform_store/store.py:4) 50\n",
+            "not a sample line\n",
+        ]
+    )
+    summary = profile.summarise(collapsed, top=2)
+    assert summary["samples"] == 100
+    categories = summary["categories"]
+    assert isinstance(categories, dict)
+    assert categories["basic-auth and permission checks (MLflow)"] == 0.3
+    assert categories["request parsing (JSON → protobuf)"] == 0.2
+    assert categories["the set-based store's statements"] == 0.5
+    assert summary["leaves"] == [("log_batch (/v/mlflow_platform_store/store.py:4)", 0.5),
+                                 ("check (/v/mlflow/server/auth/__init__.py:2)", 0.3)]  # fmt: skip
+    text = report.markdown(ROWS, {"profiles": {"one metric per request": summary}})
+    assert "## Profile: one metric per request, job user, platform (100 busy samples)" in text
+    assert "- 30% basic-auth and permission checks (MLflow)" in text
