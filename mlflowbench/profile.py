@@ -24,10 +24,9 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "the platform's server app": ("mlflow_platform_server/",),
     "request parsing (JSON → protobuf)": ("parse_dict (", "_get_request_message ("),
     "the set-based store's statements": ("mlflow_platform_store/",),
-    "SQLAlchemy ORM and engine": ("sqlalchemy/",),
-    "psycopg2 (driver, waiting on PostgreSQL)": ("psycopg2/", "execute (psycopg2"),
     "MLflow's SqlAlchemyStore": ("mlflow/store/tracking/sqlalchemy_store.py",),
-    "uvicorn / ASGI / Flask dispatch": ("uvicorn/", "flask/", "werkzeug/", "starlette/", "fastapi/"),
+    "SQLAlchemy ORM and engine": ("sqlalchemy/",),
+    "waiting on PostgreSQL (driver calls)": ("do_execute (", "do_execute_no_params (", "do_commit (", "do_ping ("),
 }
 """A sample counts towards every category one of whose needles is in its stack."""
 
@@ -52,11 +51,16 @@ def record(pid: int, out: Path, work: Callable[[], T]) -> T:
         recorder.wait(60)
 
 
+IDLE_LEAVES = ("EpollSelector.select (", "Condition.wait (", "Connection._recv (", "_recv_bytes (", "accept (")
+"""Leaf frames of threads that wait for work (the event loop, the parent's worker pipes): not busy."""
+
+
 def stacks(lines: Iterable[str]) -> Counter[str]:
+    """Busy samples per distinct stack: idle waits (:data:`IDLE_LEAVES`) left out."""
     counts: Counter[str] = Counter()
     for line in lines:
         stack, _, count = line.rstrip().rpartition(" ")
-        if count.isdigit() and stack:
+        if count.isdigit() and stack and not stack.rsplit(";", 1)[-1].startswith(IDLE_LEAVES):
             counts[stack] += int(count)
     return counts
 

@@ -222,6 +222,7 @@ def test_profile_summary_shares_categories_and_leaf_functions():
             "process 1;handler (/v/mlflow/server/handlers.py:1);parse_dict (/v/google/protobuf/json_format.py:3) 20\n",
             "process 1;handler (/v/mlflow/server/handlers.py:1);log_batch (/v/mlflow_platform_store/store.py:4) 50\n",
             "not a sample line\n",
+            "process 1;run (/v/uvicorn/server.py:9);EpollSelector.select (/py/selectors.py:468) 70\n",
         ]
     )
     summary = profile.summarise(collapsed, top=2)
