@@ -12,7 +12,10 @@ Decisions, each with its reason:
   transaction mode. A SQLite auth DB would be per pod and break with more than one replica.
 * ``auth_cache_ttl_seconds`` > 0: basic-auth checks a scrypt hash (~0.1 s CPU) on *every*
   request otherwise; measured ~12× throughput with the cache. The price is that a password
-  change or deletion takes up to the TTL to reach the other workers.
+  change or deletion takes up to the TTL to reach the other workers. The platform's app
+  (``mlflow_platform_server.fastpath``) caches users and grants for the same TTL: a grant,
+  revoke or admin-flag change made through one worker also takes up to the TTL to reach the
+  others (at once on the worker that made it).
 * No ``admin_password`` key: the bootstrap password comes from ``MLFLOW_AUTH_ADMIN_PASSWORD``
   (a secret env var), so this file can be rendered without it.
 

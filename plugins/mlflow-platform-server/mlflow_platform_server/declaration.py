@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from .ownership import DeclarationError, Ownership, parse_document
 
@@ -34,6 +35,7 @@ class Declaration:
         self._checked_at = 0.0
         self._signature: tuple[int, int, int] | None = None
         self._current = Ownership()
+        self._listeners: list[Callable[[], None]] = []
         if path is not None:
             signature = self._stat()
             if signature is None:
@@ -59,6 +61,10 @@ class Declaration:
         except DeclarationError as error:
             raise DeclarationError(f"{self._path}: {error}") from None
 
+    def on_reload(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each successful reload (the fast path drops its cached grants)."""
+        self._listeners.append(listener)
+
     def current(self) -> Ownership:
         if self._path is None:
             return self._current
@@ -74,6 +80,8 @@ class Declaration:
                 self._current = self._read()
                 self._signature = signature
                 _logger.info("team ownership declaration reloaded from %s", self._path)
+                for listener in self._listeners:
+                    listener()
             except (DeclarationError, OSError) as error:
                 self._signature = signature  # log once per change, not every interval
                 _logger.error("team ownership declaration not reloaded, keeping the previous one: %s", error)
