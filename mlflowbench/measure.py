@@ -76,6 +76,11 @@ def tree_ticks(table: Mapping[int, ProcStat], root: int) -> int:
     return total
 
 
+def tree_cpu_seconds(root: int, proc: Path = PROC) -> float:
+    """CPU seconds of one process tree (for callers that sample a single server)."""
+    return tree_ticks(read_processes(proc), root) / CLOCK_TICKS
+
+
 def sample(roots: Mapping[str, int], proc: Path = PROC) -> dict[str, float]:
     """CPU seconds of each named process tree, from one read of ``proc``."""
     table = read_processes(proc)

@@ -39,12 +39,12 @@ class MeasuredCost:
 
 
 MEASURED = MeasuredCost(
-    cpu_ms_per_request=32.1,
-    cpu_ms_per_1000_metrics=104.6,
+    cpu_ms_per_request=11.0,
+    cpu_ms_per_1000_metrics=85.1,
     measured=(
-        "make bench, 2026-12-03 23:01 UTC, 2 vCPU x86_64 shared with other test runs (load average 5-9), "
-        "MLflow 3.17.2, pod CPU as a job user (docs/bench/results.json); a loaded machine inflates CPU per "
-        "request, so these are conservative"
+        "make bench, 2026-12-03 23:52 UTC, 2 vCPU x86_64 shared with other test runs (load average 8-19), "
+        "MLflow 3.17.2, pod CPU as a job user with the fast auth path (docs/bench/results.json); a loaded "
+        "machine inflates CPU per request, so these are conservative"
     ),
 )
 

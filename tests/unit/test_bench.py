@@ -237,3 +237,7 @@ def test_profile_summary_shares_categories_and_leaf_functions():
     text = report.markdown(ROWS, {"profiles": {"one metric per request": summary}})
     assert "## Profile: one metric per request, job user, platform (100 busy samples)" in text
     assert "- 30% basic-auth and permission checks (MLflow)" in text
+
+
+def test_one_tree_in_cpu_seconds(fake_proc: Path):
+    assert measure.tree_cpu_seconds(200, fake_proc) == pytest.approx(110 / measure.CLOCK_TICKS)
