@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 STATE ?= .local
 PYTEST := $(PY) -m pytest -p no:cacheprovider
-LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images mlflowops examples plugins
+LINT_PATHS := rendering stackconfig components infra localplatform scripts tests policy images mlflowops mlflowbench examples plugins
 
 .PHONY: setup setup-test test-ops test-integration test-services test-reliability test-store test-upgrade up down status test test-unit test-local lint typecheck actionlint audit bench lock clean test-pod
 
@@ -80,8 +80,8 @@ actionlint: setup  ## lint .github/workflows and examples/workflows (actionlint'
 audit: setup  ## pip-audit over requirements.txt (exceptions only in audit-exceptions.txt); not part of test
 	@bash scripts/audit.sh
 
-bench: setup  ## ingest, auth overhead and concurrency of the shipped configuration (not part of test)
-	@$(PY) scripts/bench.py --out bench-results
+bench: setup  ## server CPU per unit of work and throughput, the platform against stock MLflow side by side (not part of test)
+	@$(PY) -m mlflowbench --out bench-results $(ARGS)
 
 lock:  ## re-resolve requirements/*.in into requirements.txt
 	@bash scripts/lock.sh

@@ -76,12 +76,15 @@ class Context:
             in_flight_per_worker=self.options.in_flight_per_worker,
             auth_cache_ttl_seconds=SERVER.auth_cache_ttl_seconds,
             basic_auth=self.options.auth != "off",
-            tracking_store=self.options.tracking_store,
+            tracking_store=self.options.store,
             # The platform app is built against the pinned MLflow's basic-auth tables; MLflow's
-            # own app for its shipped defaults (a comparison) and for another MLflow installation.
+            # own app for the stock server and its shipped defaults (comparisons) and for another
+            # MLflow installation.
             server_app=(
                 MLFLOW_BASIC_AUTH_APP
-                if self.options.auth == "mlflow-defaults" or self.options.mlflow_python is not None
+                if self.options.server == "stock"
+                or self.options.auth == "mlflow-defaults"
+                or self.options.mlflow_python is not None
                 else PLATFORM_APP
             ),
             teams=self.options.teams,

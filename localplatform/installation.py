@@ -44,9 +44,9 @@ def check_mlflow(python: Path, options: PlatformOptions) -> Path:
     if parts < MINIMUM_MLFLOW_VERSION:
         minimum = ".".join(map(str, MINIMUM_MLFLOW_VERSION))
         raise PlatformError(f"MLflow {version} is too old for this platform (needs >= {minimum}, no default admin)")
-    if options.tracking_store == "set-based":
+    if options.store == "set-based":
         require_entry_point(python, "mlflow.tracking_store", STORE_SCHEME, "tracking-store plugin", STORE_SOURCE)
-    if options.auth == "ours" and options.mlflow_python is None:
+    if options.auth == "ours" and options.server == "platform" and options.mlflow_python is None:
         require_entry_point(python, "mlflow.app", PLATFORM_APP, "MLflow app", PLATFORM_APP_SOURCE)
     return python
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from rendering.mlflow_server import ArtifactAccessMode
 from rendering.ownership import TeamOwnership
@@ -21,6 +21,13 @@ admin password and secret key still set, MLflow refuses to start without them).
 
 PoolerMode = Literal["pgbouncer", "direct"]
 
+ServerVariant = Literal["platform", "stock"]
+"""``platform``: the shipped server (the platform's app, the store ``tracking_store`` names).
+``stock``: MLflow as shipped, for side-by-side comparisons (``make bench``): ``--app-name
+basic-auth`` and MLflow's own store, with everything else (TLS, PgBouncer, pools, workers, the
+auth-cache TTL, ``auth``) the same."""
+SERVER_VARIANTS: tuple[ServerVariant, ...] = get_args(ServerVariant)
+
 PORT_NAMES = ("postgres", "pgbouncer", "s3", "mlflow", "https", "http", "pgbouncer-metrics")
 
 
@@ -32,6 +39,8 @@ class PlatformOptions:
     pooler: PoolerMode = "pgbouncer"
     tracking_store: TrackingStore = "set-based"
     """The server's tracking store (rendering.tracking_store); ``stock`` (MLflow's own) only to compare."""
+    server: ServerVariant = "platform"
+    """See :data:`ServerVariant`; ``stock`` overrides ``tracking_store``."""
     workers: int = 2
     """uvicorn workers; 2 on a 2-core machine."""
     in_flight_per_worker: int = 8
@@ -57,6 +66,11 @@ class PlatformOptions:
     no teams, every non-admin create is refused. ``LocalPlatform.set_teams`` changes it on a
     running platform without a restart."""
 
+    @property
+    def store(self) -> TrackingStore:
+        """The tracking store the server runs: MLflow's own for the ``stock`` server."""
+        return "stock" if self.server == "stock" else self.tracking_store
+
     def fingerprint(self) -> dict[str, object]:
         """What must match for ``start()`` on a running platform to be a no-op."""
         return {
@@ -64,6 +78,7 @@ class PlatformOptions:
             "auth": self.auth,
             "pooler": self.pooler,
             "tracking_store": self.tracking_store,
+            "server": self.server,
             "workers": self.workers,
             "in_flight_per_worker": self.in_flight_per_worker,
             "max_connections": self.max_connections,
@@ -78,6 +93,8 @@ def option_problems(options: PlatformOptions) -> list[str]:
     """What is wrong with the options, one phrase each naming the option and what is expected;
     checked before anything is created, so a bad option leaves no half-made state dir."""
     problems = []
+    if options.server not in SERVER_VARIANTS:
+        problems.append(f"server must be one of {', '.join(SERVER_VARIANTS)}, got {options.server!r}")
     if options.workers < 1:
         problems.append(f"--workers must be >= 1, got {options.workers}")
     if options.in_flight_per_worker < 1:

@@ -32,6 +32,7 @@ def required_max_connections(options: PlatformOptions) -> int:
             workers_per_replica=options.workers,
             in_flight_per_worker=options.in_flight_per_worker,
             database_max_connections=1_000_000,
+            tracking_store=options.store,
         )
     )
     if options.pooler == "pgbouncer":

@@ -178,6 +178,7 @@ def render_server_side(target: TargetParameters, settings: PlatformSettings, sec
             workers_per_replica=target.workers,
             in_flight_per_worker=settings.in_flight_per_worker,
             database_max_connections=target.database_max_connections,
+            tracking_store=settings.tracking_store,
         )
     )
     verifier = scram_sha256_verifier(secrets.app_role_password, secrets.app_role_salt)

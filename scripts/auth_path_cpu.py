@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from localplatform import LocalPlatform, PlatformOptions  # noqa: E402
 from localplatform.errors import PlatformError  # noqa: E402
-from scripts.store_cpu import tree_cpu_seconds  # noqa: E402
+from mlflowbench.measure import tree_cpu_seconds  # noqa: E402
 from tests.store.auth_servers import STOCK_APP, Server, extra_servers  # noqa: E402
 
 JOB_USER, JOB_PASSWORD = "job-user", "job-user-password-0123"

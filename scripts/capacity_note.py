@@ -70,7 +70,8 @@ def render() -> str:
             "do not edit. -->",
             "",
             "**Basis.** Server CPU per unit of work, measured by `make bench` through the whole shipped path "
-            "(TLS, basic-auth with cache, PgBouncer, batched executemany) as a non-admin training-job user: "
+            "(TLS, the platform's basic-auth app with cache, PgBouncer, the set-based tracking store) as a "
+            "non-admin training-job user, counted over the pod's processes (MLflow, PgBouncer, nginx, exporter): "
             f"**{MEASURED.cpu_ms_per_request:g} ms per small request** (one `log_metric`) and "
             f"**{MEASURED.cpu_ms_per_1000_metrics:g} ms per 1,000 metrics** sent as `log_batch` of 1,000 "
             f"(10 keys × 100 steps). Source: {MEASURED.measured}.",
@@ -95,8 +96,9 @@ def render() -> str:
             "|---|---|---:|---:|---|---|---:|---|",
             *pool_rows,
             "",
-            "To re-size: run `make bench` on hardware like your nodes, copy the printed `cpu_ms_per_request` and "
-            "`cpu_ms_per_1000_metrics` into `rendering/capacity.py`, set `peakRequestsPerSecond` / "
+            "To re-size: run `make bench` on hardware like your nodes, copy the `cpu_ms_per_request` and "
+            "`cpu_ms_per_1000_metrics` it prints (and writes to `results.json`) into `rendering/capacity.py`, "
+            "set `peakRequestsPerSecond` / "
             "`peakMetricsPerSecond` in the stack file, and run `python scripts/capacity_note.py`.",
             "",
         ]

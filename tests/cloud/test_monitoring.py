@@ -55,8 +55,10 @@ def test_alarm_thresholds_follow_the_rendered_database_sizes(stack: str):
     assert alarms["FreeableMemory"]["threshold"] == math.floor(memory * 0.1)
     assert alarms["FreeStorageSpace"]["threshold"] == math.floor(config.database.allocated_storage_gib * GIB * 0.1)
     assert alarms["CPUUtilization"]["threshold"] == 80
-    # The description names the pool plan's ceiling (dev: 1 replica; prod: 5 replicas at the HPA maximum).
-    planned = {"dev": 1 * 2 * (2 * 8 * 2 + 2) + 10, "prod": 5 * 2 * (2 * 8 * 2 + 2) + 10}[stack]
+    # The description names the pool plan's ceiling (dev: 1 replica; prod: 5 replicas at the HPA
+    # maximum), each pod 2 databases × (2 workers × 8 in flight × 1 connection with the set-based
+    # store + 2 reserve).
+    planned = {"dev": 1 * 2 * (2 * 8 * 1 + 2) + 10, "prod": 5 * 2 * (2 * 8 * 1 + 2) + 10}[stack]
     assert f"the pool plan opens up to {planned} at full scale" in alarms["DatabaseConnections"]["alarmDescription"]
     # Exact figures for the two stack files (dev: 4 GiB, 20 GiB; prod: 16 GiB, 100 GiB).
     exact = {

@@ -319,8 +319,9 @@ def test_pools_that_do_not_fit_the_database_are_refused_with_the_fix():
     problem, nodes = caught.value.problems
     assert nodes.key == "mlflow-platform:cluster.nodeGroup.maxSize"
     assert problem.key == "mlflow-platform:server.maxReplicas"
-    assert "20 replicas × 68 database connections each + 10 reserved = 1370 > max_connections 400" in str(problem)
-    assert "lower in_flight_per_worker to 1" in str(problem)
+    # 2 databases × (2 workers × 8 in flight × 1 connection with the set-based store + 2 reserve).
+    assert "20 replicas × 36 database connections each + 10 reserved = 730 > max_connections 400" in str(problem)
+    assert "lower in_flight_per_worker to 3" in str(problem)
 
 
 def test_all_problems_are_reported_at_once():

@@ -1,0 +1,5 @@
+"""``python -m mlflowbench``: see :mod:`mlflowbench.cli`."""
+
+from mlflowbench.cli import main
+
+raise SystemExit(main())
