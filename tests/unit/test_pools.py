@@ -74,8 +74,8 @@ def test_the_shipped_store_is_the_default_and_a_stock_plan_that_does_not_fit_say
 def test_the_local_platform_and_the_pod_render_pools_from_the_store_they_run():
     from dataclasses import replace
 
-    from localplatform.target import required_max_connections
     from localplatform.options import PlatformOptions
+    from localplatform.target import required_max_connections
 
     shipped = PlatformOptions(state_dir=Path("/nonexistent"))
     assert shipped.store == "set-based"
