@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from rendering.capacity import HPA_TARGET_CPU_UTILISATION_PERCENT
+from rendering.client import TRAINING_CLIENT_RETRY
 from rendering.images import PGBOUNCER_EXPORTER_IMAGE, PGBOUNCER_IMAGE, PGBOUNCER_VERSION, PROXY_IMAGE
 from rendering.ingress import IngressSettings, ingress_nginx_annotations
 from rendering.mlflow_server import ArtifactAccessMode, S3Client
@@ -1052,8 +1053,7 @@ class TrackingServer(pulumi.ComponentResource):
                 metadata={"name": "mlflow-client", "namespace": namespace, "labels": dict(labels)},
                 data={
                     "MLFLOW_TRACKING_URI": f"https://{settings.host}",
-                    "MLFLOW_HTTP_REQUEST_TIMEOUT": "600",
-                    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7",
+                    **TRAINING_CLIENT_RETRY.env(),
                     "AWS_DEFAULT_REGION": args["region"],
                 },
                 opts=in_ns,
