@@ -238,6 +238,15 @@ def run_scenario(
     return summarize(scenario, pooler, results, wall, cpu, sampler.max_backends, sampler.max_waiting)
 
 
+def write(out: Path, reports: Sequence[ScenarioReport], policy: RetryPolicy, machine: dict[str, str]) -> None:
+    """``<out>.md`` and ``<out>.json`` with the scenarios measured so far."""
+    machine = {**machine, "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg())}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(markdown(reports, policy, machine))
+    data = {"machine": machine, "policy": asdict(policy), "reports": [asdict(r) for r in reports]}
+    out.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
+
+
 def parse_sizes(text: str, option: str) -> list[int]:
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
@@ -285,7 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     policy = training_job_policy()
     work = Path(tempfile.mkdtemp(prefix="mlflowbench-jobs-"))
     reports: list[ScenarioReport] = []
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    machine = {
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": str(os.cpu_count()),
+        "python": host.python_version(),
+        "processes": str(args.processes),
+    }
     try:
         with (
             platforms(work, poolers, not args.quiet) as running,
@@ -299,23 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     report = run_scenario(pool, args.processes, running[pooler], targets[pooler], scenario, pooler)
                     print(f"  {report.jobs - report.failed_jobs}/{report.jobs} ok, {report.errors or 'no errors'}")
                     reports.append(report)
+                    if args.out:  # after every scenario: a long run cut short keeps what it measured
+                        write(args.out, reports, policy, machine)
     except PlatformError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    machine = {
-        "started": started,
-        "cpus": str(os.cpu_count()),
-        "python": host.python_version(),
-        "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "processes": str(args.processes),
-    }
-    text = markdown(reports, policy, machine)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".md").write_text(text)
-        data = {"machine": machine, "policy": asdict(policy), "reports": [asdict(r) for r in reports]}
-        args.out.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
+    print(markdown(reports, policy, machine))
     return 0 if all(r.failed_jobs == 0 for r in reports) else 3
 
 
