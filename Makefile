@@ -83,6 +83,10 @@ audit: setup  ## pip-audit over requirements.txt (exceptions only in audit-excep
 bench: setup  ## server CPU per unit of work and throughput, the platform against stock MLflow side by side (not part of test)
 	@$(PY) -m mlflowbench --out bench-results $(ARGS)
 
+.PHONY: bench-jobs
+bench-jobs: setup  ## 50/200/500 paced training jobs and a burst of 500, PgBouncer and direct (~25 min; not part of test)
+	@$(PY) -m mlflowbench.jobs --out bench-results/jobs
+
 lock:  ## re-resolve requirements/*.in into requirements.txt
 	@bash scripts/lock.sh
 

@@ -12,5 +12,6 @@ ratios of one run, not absolute figures across runs.
   before the clock starts, so the client is not what is measured;
 * :mod:`.runner`: the platforms, identities and interleaved rounds;
 * :mod:`.report`: JSON, Markdown and a PNG, the headline figures and the issue's targets;
-* :mod:`.cli`: the command line.
+* :mod:`.cli`: the command line;
+* :mod:`.jobs` (``make bench-jobs``): paced and burst training jobs, as users live them.
 """

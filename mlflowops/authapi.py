@@ -156,6 +156,30 @@ class AuthApi:
             what=f"grant {permission} on {resource_type} {resource_id} to {username!r}",
         )
 
+    def ensure_grant(self, username: str, resource_type: str, resource_id: str, permission: str) -> None:
+        """Grant, or bring an existing direct grant to ``permission``. A grant can appear between
+        planning and applying: the platform's server app (``mlflow_platform_server.hooks``) grants
+        each member of the owning team on every experiment or model the team's name covers, also
+        when the bootstrap (an admin) creates it; MLflow then answers the second grant with 400
+        RESOURCE_ALREADY_EXISTS."""
+        body = {"username": username, "resource_type": resource_type, "resource_id": resource_id}
+        status, data = self.call("POST", GRANT_USER_PERMISSION, body={**body, "permission": permission})
+        if status == 200:
+            return
+        if data.get("error_code") != "RESOURCE_ALREADY_EXISTS":
+            what = f"grant {permission} on {resource_type} {resource_id} to {username!r}"
+            raise OpsError(one_line(f"{what}: HTTP {status} {data.get('error_code', '')} {data.get('message', '')}"))
+        user = self.get_user(username)
+        existing = [
+            g
+            for g in (self.direct_grants(username, int(user["id"])) if user else [])
+            if (g.resource_type, g.resource_id) == (resource_type, resource_id)
+        ]
+        if len(existing) == 1 and existing[0].permission != permission:
+            self.update_grant(existing[0], permission)
+        elif len(existing) != 1:
+            raise OpsError(f"grant on {resource_type} {resource_id} to {username!r} exists but cannot be read back")
+
     def update_grant(self, grant: Grant, permission: str) -> None:
         data = self.expect(
             "GET", LIST_ROLE_PERMISSIONS, params={"role_id": str(grant.role_id)}, what="list role permissions"

@@ -210,7 +210,7 @@ class Planner:
                 if grant is None:
                     self.add(
                         f"grant {permission} on {label} to {username}",
-                        lambda u=username, t=resource_type, n=name, p=permission: self.api.grant(
+                        lambda u=username, t=resource_type, n=name, p=permission: self.api.ensure_grant(
                             u, t, self._id(t, n), p
                         ),
                     )

@@ -11,6 +11,8 @@ One function, used by ``make up``'s output and checked against the README by the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rendering.mlflow_server import ArtifactAccessMode
 from rendering.versions import mlflow_version
 
@@ -23,3 +25,29 @@ def client_packages(access_mode: ArtifactAccessMode) -> tuple[str, ...]:
 def client_install_command(access_mode: ArtifactAccessMode) -> str:
     """The pip command line for a training environment (plus the script's own libraries)."""
     return "pip install " + " ".join(client_packages(access_mode))
+
+
+@dataclass(frozen=True)
+class ClientRetryBudget:
+    """How long a training job's MLflow client keeps trying before it fails the job: the values of
+    the ``mlflow-client`` ConfigMap each training namespace gets (``components/tracking_server.py``)
+    and the budget ``python -m mlflowbench.jobs`` gives its simulated jobs.
+
+    ``max_retries`` is MLflow's own default (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, 7 in MLflow
+    3.17.2's ``mlflow/environment_variables.py``): with its backoff factor 2 and urllib3's 120 s cap,
+    about 4 minutes of sleeping, which outlasts a replica restart or an admission-limit burst.
+    ``timeout_s`` is per attempt (``MLFLOW_HTTP_REQUEST_TIMEOUT``, MLflow's default 120 s): 600 s
+    lets a large ``log_batch`` or artifact upload finish on a busy server rather than be retried.
+    """
+
+    max_retries: int = 7
+    timeout_s: int = 600
+
+    def env(self) -> dict[str, str]:
+        return {
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(self.timeout_s),
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.max_retries),
+        }
+
+
+TRAINING_CLIENT_RETRY = ClientRetryBudget()

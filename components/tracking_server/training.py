@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from rendering.client import TRAINING_CLIENT_RETRY
 from stackconfig.schema import ServerConfig, ServiceAccountRef
 
 from .common import LABELS
@@ -43,8 +44,7 @@ def training_service_accounts(
             metadata={"name": "mlflow-client", "namespace": namespace, "labels": dict(LABELS)},
             data={
                 "MLFLOW_TRACKING_URI": f"https://{settings.host}",
-                "MLFLOW_HTTP_REQUEST_TIMEOUT": "600",
-                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7",
+                **TRAINING_CLIENT_RETRY.env(),
                 "AWS_DEFAULT_REGION": region,
             },
             opts=in_ns,

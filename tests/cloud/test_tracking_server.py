@@ -266,3 +266,19 @@ def test_documented_training_job_is_a_valid_job_using_the_stacks_objects():
     client = one("prod", "ConfigMap", sources[0]["configMapRef"]["name"])
     assert client["metadata"]["namespace"] == job["metadata"]["namespace"]
     assert client["data"]["MLFLOW_TRACKING_URI"] == "https://mlflow.example.com"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_training_namespaces_get_the_client_retry_budget(stack: str):
+    """The ``mlflow-client`` ConfigMap carries ``rendering.client.TRAINING_CLIENT_RETRY``, the
+    budget ``python -m mlflowbench.jobs`` measures training jobs with."""
+    from rendering.client import TRAINING_CLIENT_RETRY
+
+    maps = [m for m in objects(stack, "ConfigMap") if m["metadata"]["name"] == "mlflow-client"]
+    assert maps, "no training namespace got the client ConfigMap"
+    for config_map in maps:
+        data = config_map["data"]
+        assert {k: data[k] for k in TRAINING_CLIENT_RETRY.env()} == {
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "600",
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7",
+        }

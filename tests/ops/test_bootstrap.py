@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from localplatform import LocalPlatform
 from mlflowops import authapi, bootstrap, cleanup
 
 from .conftest import ROOT, Result, run_script, unique
@@ -272,3 +273,38 @@ def test_auth_routes_match_the_installed_mlflow() -> None:
         "UPDATE_ROLE_PERMISSION",
     ):
         assert getattr(authapi, name) == getattr(routes, name), name
+
+
+def test_bootstrap_with_the_team_declared_to_the_server(
+    teams: Teams, invoke: Any, ops_platform: LocalPlatform, ops_env: dict[str, str]
+) -> None:
+    """The stack declares the same team to the server app, which grants each member on every
+    object created under the team's names, the bootstrap's own creates included: the
+    bootstrap's planned grants then already exist (MLflow: 400 RESOURCE_ALREADY_EXISTS). Before
+    ``AuthApi.ensure_grant`` the first run failed after creating the experiment."""
+    from localplatform.teams import set_teams
+    from rendering.ownership import TeamOwnership
+
+    spec = teams.config["teams"][teams.team]
+    declared = TeamOwnership(
+        teams.team,
+        model_prefixes=tuple(spec["allowed_model_prefixes"]),
+        projects={p: tuple(kinds) for p, kinds in spec["projects"].items()},
+        members={teams.bob: "EDIT"},  # the server's declaration says EDIT, the bootstrap's says MANAGE below
+    )
+    spec["members"] = {teams.bob: "MANAGE"}
+    teams.write()
+    set_teams(ops_platform.layout, [declared])
+    try:
+        time.sleep(3)  # each worker re-reads the file when it changes, checking every 2 s
+        first = invoke(bootstrap.main, str(teams.path), "--json")
+        assert first.code == 0, first
+        assert invoke(bootstrap.main, str(teams.path), "--json").json["changes"] == []
+    finally:
+        set_teams(ops_platform.layout, [])
+        time.sleep(3)  # the other tests of the package expect no teams
+    api = authapi.AuthApi(ops_env["MLFLOW_TRACKING_URI"])
+    user = api.get_user(teams.bob)
+    assert user is not None
+    grants = {(g.resource_type, g.permission) for g in api.direct_grants(teams.bob, int(user["id"]))}
+    assert ("experiment", "MANAGE") in grants and ("registered_model", "MANAGE") in grants
