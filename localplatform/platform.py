@@ -127,13 +127,17 @@ class LocalPlatform:
             return []
         names = [name for name, c in status.components.items() if is_alive(c.pid, c.start_time)]
         if supervisor_alive(status):
-            signal_if_alive(status.supervisor_pid, status.supervisor_start_time, signal.SIGTERM)
+            # Wait for the process itself: the supervisor clears its pid from the status file
+            # before it has finished exiting, so the file alone would let `down` return early.
+            pid, start_time = status.supervisor_pid, status.supervisor_start_time
+            signal_if_alive(pid, start_time, signal.SIGTERM)
             deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline and supervisor_alive(read_status(self.layout.status_file)):
+            while time.monotonic() < deadline and is_alive(pid, start_time):
                 time.sleep(0.2)
             status = read_status(self.layout.status_file) or status
-            if supervisor_alive(status):
-                signal_if_alive(status.supervisor_pid, status.supervisor_start_time, signal.SIGKILL)
+            if signal_if_alive(pid, start_time, signal.SIGKILL):
+                while is_alive(pid, start_time) and time.monotonic() < deadline + 10:
+                    time.sleep(0.1)
         self._cleanup_orphans(read_status(self.layout.status_file) or status)
         return names
 
