@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from rendering.client import TRAINING_CLIENT_RETRY
+from rendering.client import TRAINING_CLIENT_RETRY, ClientRetryBudget
 
 CREATE, PARAMS, BATCH, ARTIFACT, END = "create_run", "log_params", "log_batch", "log_artifact", "end_run"
 REQUEST_KINDS = (CREATE, PARAMS, BATCH, ARTIFACT, END)
@@ -89,17 +89,17 @@ class RetryPolicy:
         return backoff_sleeps(self.max_retries, self.backoff_factor)
 
 
-def training_job_policy() -> RetryPolicy:
-    """The ConfigMap's budget with MLflow's backoff factor and jitter, which the ConfigMap leaves
-    at MLflow's defaults (``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`` 2, ``_JITTER`` 1.0 in
+def training_job_policy(budget: ClientRetryBudget = TRAINING_CLIENT_RETRY) -> RetryPolicy:
+    """The ConfigMap's budget (retries, timeout, jitter) with MLflow's backoff factor, which the
+    ConfigMap leaves at MLflow's default (``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`` 2 in
     ``mlflow/environment_variables.py``); read from MLflow, not copied."""
-    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_BACKOFF_JITTER
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR
 
     return RetryPolicy(
-        max_retries=TRAINING_CLIENT_RETRY.max_retries,
-        timeout_s=TRAINING_CLIENT_RETRY.timeout_s,
+        max_retries=budget.max_retries,
+        timeout_s=budget.timeout_s,
         backoff_factor=float(MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.default),
-        backoff_jitter=float(MLFLOW_HTTP_REQUEST_BACKOFF_JITTER.default),
+        backoff_jitter=budget.backoff_jitter_s,
     )
 
 

@@ -281,4 +281,5 @@ def test_training_namespaces_get_the_client_retry_budget(stack: str):
         assert {k: data[k] for k in TRAINING_CLIENT_RETRY.env()} == {
             "MLFLOW_HTTP_REQUEST_TIMEOUT": "600",
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7",
+            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "10",
         }

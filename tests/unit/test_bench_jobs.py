@@ -47,8 +47,12 @@ def test_the_retry_budget_is_the_configmaps():
         TRAINING_CLIENT_RETRY.max_retries,
         TRAINING_CLIENT_RETRY.timeout_s,
     )
-    assert TRAINING_CLIENT_RETRY.env() == {"MLFLOW_HTTP_REQUEST_TIMEOUT": "600", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7"}
-    assert (policy.backoff_factor, policy.backoff_jitter) == (2.0, 1.0)  # MLflow 3.17.2's defaults
+    assert TRAINING_CLIENT_RETRY.env() == {
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "600",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "10",
+    }
+    assert (policy.backoff_factor, policy.backoff_jitter) == (2.0, 10.0)  # MLflow 3.17.2's factor, our jitter
 
 
 def _sleeps_of_a_job_session(policy: RetryPolicy, failures: int) -> list[float]:
