@@ -30,7 +30,7 @@ def client_install_command(access_mode: ArtifactAccessMode) -> str:
 @dataclass(frozen=True)
 class ClientRetryBudget:
     """How long a training job's MLflow client keeps trying before it fails the job: the values of
-    the ``mlflow-client`` ConfigMap each training namespace gets (``components/tracking_server.py``)
+    the ``mlflow-client`` ConfigMap each training namespace gets (``components/tracking_server/training.py``)
     and the budget ``python -m mlflowbench.jobs`` gives its simulated jobs.
 
     ``max_retries`` is MLflow's own default (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, 7 in MLflow
