@@ -188,3 +188,21 @@ def test_bad_options_are_one_error_line_before_anything_starts(
     assert jobs.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and fragment in err[0], err
+
+
+def test_mlflow_reads_the_configmaps_retry_budget_as_rendered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a training pod's MLflow client does with the ``mlflow-client`` ConfigMap (envFrom):
+    ``mlflow/utils/rest_utils.py`` reads these variables through ``mlflow.environment_variables``
+    when it builds its retrying session; a value MLflow cannot parse would fail every job's first
+    request."""
+    from mlflow.environment_variables import (
+        MLFLOW_HTTP_REQUEST_BACKOFF_JITTER,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+        MLFLOW_HTTP_REQUEST_TIMEOUT,
+    )
+
+    for name, value in TRAINING_CLIENT_RETRY.env().items():
+        monkeypatch.setenv(name, value)
+    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == TRAINING_CLIENT_RETRY.max_retries
+    assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == TRAINING_CLIENT_RETRY.timeout_s
+    assert MLFLOW_HTTP_REQUEST_BACKOFF_JITTER.get() == TRAINING_CLIENT_RETRY.backoff_jitter_s == 10.0
